@@ -1,0 +1,281 @@
+"""Typed, validated configuration: dataclasses with defaults, YAML loading, `--set` overrides.
+
+Imports no mxnet. Every field has a default and a one-line help (written into `config.yaml` of
+each run as a comment). Errors are `UserError`s naming the file and the key path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Literal
+
+import yaml
+
+from .errors import UserError
+
+
+def _f(default: Any, help: str, **checks: Any) -> Any:
+    """A dataclass field with a help line and value checks (min, max, positive, length)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **checks})
+    return field(default=default, metadata={"help": help, **checks})
+
+
+@dataclass
+class DataConfig:
+    root: str = _f("data/digits", "image folder, one sub-folder per class (PNG/JPEG/BMP/GIF)")
+    split: Literal["image", "class"] = _f(
+        "image", "image: classes shared, images disjoint; class: val/test classes unseen"
+    )
+    val_fraction: float = _f(0.15, "share of each class's images (or of classes) for validation",
+                             min=0.0, max=0.9)
+    test_fraction: float = _f(0.15, "share of each class's images (or of classes) for test",
+                              min=0.0, max=0.9)
+    image_size: List[int] = _f([32, 32], "input [height, width] in pixels (an int means square)",
+                               length=2, min=4)
+    channels: Literal[1, 3] = _f(1, "1 = grayscale, 3 = RGB; images are converted on load")
+    mean: List[float] = _f([0.5], "per-channel mean subtracted after scaling to [0, 1]")
+    std: List[float] = _f([0.5], "per-channel std divided after subtracting the mean",
+                          positive=True)
+    augment_shift: int = _f(0, "training only: random translation of up to this many pixels",
+                            min=0)
+    val_pairs: int = _f(2000, "validation pairs, half same and half different", min=2)
+    test_pairs: int = _f(2000, "test pairs, half same and half different", min=2)
+
+
+@dataclass
+class ModelConfig:
+    branch: str = _f("convnet", "branch network from the registry (siamese.model.BRANCHES)")
+    embedding_size: int = _f(128, "length of the embedding vector", min=1)
+    forward_mode: Literal["twice", "concat"] = _f(
+        "concat", "twice: call the branch per side; concat: one batch of 2B, split"
+    )
+    normalize: bool = _f(True, "L2-normalise embeddings (inside the exported branch)")
+
+
+@dataclass
+class LossConfig:
+    name: str = _f("contrastive", "loss from the registry: contrastive | logistic")
+    margin: float = _f(1.0, "contrastive: different pairs are pushed beyond this distance",
+                       positive=True)
+    distance: Literal["euclidean", "cosine"] = _f(
+        "euclidean", "contrastive: distance between embeddings (lower = more similar)"
+    )
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = _f(10, "passes over freshly drawn training pairs", min=1)
+    batch_size: int = _f(128, "pairs per step, over all devices", min=1)
+    pairs_per_epoch: int = _f(20000, "training pairs drawn afresh each epoch (half same)", min=1)
+    lr: float = _f(0.001, "peak learning rate", positive=True)
+    optimizer: str = _f("adam", "optimizer: adam | sgd | nag | rmsprop | adagrad")
+    momentum: float = _f(0.9, "sgd/nag momentum", min=0.0, max=1.0)
+    wd: float = _f(0.0, "weight decay", min=0.0)
+    schedule: str = _f("cosine", "learning-rate schedule: constant | cosine | step")
+    warmup_epochs: float = _f(0.0, "linear warm-up from 0 to lr over this many epochs", min=0.0)
+    eval_batch_size: int = _f(256, "images per embedding batch in evaluation", min=1)
+    kvstore: str = _f("device", "gradient aggregation over devices: device | local | dist_sync")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "images and pairs"})
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "the network"})
+    loss: LossConfig = field(default_factory=LossConfig, metadata={"help": "training objective"})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "optimisation"})
+    device: str = _f("auto", "auto (all GPUs, else CPU) | cpu | gpu | gpu:0,1 | cpu:0,1")
+    seed: int = _f(0, "seeds Python, numpy and mxnet, the splits and the pair sampling")
+
+
+# ---------------------------------------------------------------------------------- validation
+
+
+def _describe(tp: Any, meta: dict) -> str:
+    """Words for what a field expects, used in error messages."""
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    positive = meta.get("positive") or (meta.get("min") is not None and meta["min"] > 0)
+    if typing.get_origin(tp) in (list, List):
+        inner = _describe(typing.get_args(tp)[0], meta).split(" ", 1)[1]
+        n = meta.get("length")
+        return f"a list of {n} {inner}s" if n else f"a list of {inner}s"
+    names = {int: "integer", float: "number", str: "string", bool: "true or false"}
+    word = names.get(tp, str(tp))
+    return f"a positive {word}" if positive and tp in (int, float) else f"a {word}"
+
+
+def _coerce(tp: Any, value: Any, meta: dict, key: str) -> Any:
+    """Check `value` against type `tp` and the field's checks; return the normalised value."""
+    bad = UserError(f"{key}: expected {_describe(tp, meta)}, got {value!r}")
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp) or isinstance(value, bool):
+            raise bad
+        return value
+    if origin in (list, List):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and meta.get("length"):
+            value = [value] * meta["length"]  # image_size: 32 means [32, 32]
+        if not isinstance(value, list) or (meta.get("length") and len(value) != meta["length"]):
+            raise bad
+        inner = typing.get_args(tp)[0]
+        return [_coerce(inner, v, meta, key) for v in value]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str) or not value:
+            raise bad
+        return value
+    if meta.get("positive") and not value > 0:
+        raise bad
+    if meta.get("min") is not None and value < meta["min"]:
+        raise UserError(f"{key}: must be at least {meta['min']}, got {value!r}")
+    if meta.get("max") is not None and value > meta["max"]:
+        raise UserError(f"{key}: must be at most {meta['max']}, got {value!r}")
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    """Make dataclass `cls` from a mapping, rejecting unknown keys and bad values."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{prefix.rstrip('.') or 'top level'}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in raw if k not in fields]
+    if unknown:
+        valid = ", ".join(fields)
+        raise UserError(f"{prefix}{unknown[0]}: unknown key (valid here: {valid})")
+    values = {}
+    for name, value in raw.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            values[name] = _build(tp, value, f"{prefix}{name}.")
+        else:
+            values[name] = _coerce(tp, value, dict(fields[name].metadata), prefix + name)
+    return cls(**values)
+
+
+def _check(cfg: Config) -> None:
+    """Rules that involve more than one field."""
+    d = cfg.data
+    if d.val_fraction + d.test_fraction >= 1.0:
+        raise UserError("data.test_fraction: val_fraction + test_fraction must be below 1")
+    for key in ("mean", "std"):
+        if len(getattr(d, key)) not in (1, d.channels):
+            raise UserError(f"data.{key}: needs 1 or {d.channels} values (data.channels)")
+
+
+def from_dict(raw: Any) -> Config:
+    """Build and validate a Config from a plain mapping (as read from YAML)."""
+    cfg = _build(Config, raw, "")
+    _check(cfg)
+    return cfg
+
+
+def _set_path(raw: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = raw
+    for k in keys[:-1]:
+        child = node.setdefault(k, {})
+        if not isinstance(child, dict):
+            raise UserError(f"{dotted}: {k} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def apply_overrides(raw: dict, overrides: List[str]) -> dict:
+    """Apply `key.path=value` strings to a raw mapping; values are parsed as YAML scalars."""
+    for item in overrides:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise UserError(f"--set {item}: expected key.path=value")
+        key, text = (s.strip() for s in item.split("=", 1))
+        try:
+            value = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError:
+            value = text
+        _set_path(raw, key, value)
+    return raw
+
+
+def read_yaml(path: Path) -> dict:
+    """Read a YAML mapping; errors name the file (and the line for syntax errors)."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{path}: {where}invalid YAML ({problem})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read ({e})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of config keys at the top level")
+    return raw
+
+
+def load_config(path: str | Path, overrides: List[str] = ()) -> Config:
+    """Load a YAML config, apply `--set` overrides, validate.
+
+    Args:
+        path: the YAML file.
+        overrides: strings `key.path=value`.
+    Returns:
+        The validated Config. `data.root` is made absolute (relative paths are taken from the
+        current directory).
+    Raises:
+        UserError: naming the file and the key path.
+    """
+    path = Path(path)
+    raw = read_yaml(path)
+    try:
+        cfg = from_dict(raw)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+    try:
+        cfg = from_dict(apply_overrides(raw, list(overrides)))
+    except UserError as e:
+        raise UserError(f"--set: {e}") from None
+    cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
+    if not Path(cfg.data.root).is_dir():
+        raise UserError(f"{path}: data.root: no such folder: {cfg.data.root}")
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def to_yaml(cfg: Any, indent: str = "") -> str:
+    """The config as YAML with each field's help as a comment above it."""
+    lines = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        help_text = f.metadata.get("help")
+        if help_text:
+            lines.append(f"{indent}# {help_text}")
+        if dataclasses.is_dataclass(value):
+            lines.append(f"{indent}{f.name}:")
+            lines.append(to_yaml(value, indent + "  ").rstrip("\n"))
+        else:
+            text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+            text = text.removesuffix("\n...").removesuffix("...").strip()
+            lines.append(f"{indent}{f.name}: {text}")
+    return "\n".join(lines) + "\n"

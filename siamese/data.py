@@ -1,0 +1,127 @@
+"""Datasets for training and evaluation: decoded images cached once, pairs batched by Gluon.
+
+Every image of the run is decoded once into a uint8 array (N, H, W, C). Training batches gather
+pair rows from that cache, so an epoch costs no file I/O and no per-image Python transform.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Dict, List
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+
+from .errors import UserError
+from .images import load_images, to_tensor
+from .pairs import ImageFolder, PairSampler, scan_folder, split_indices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PairData:
+    """Everything a run needs from the data section.
+
+    Attributes:
+        folder: the scanned image folder.
+        images: uint8 (N, H, W, C), every image of the folder, decoded and resized.
+        splits: "train" / "val" / "test" -> image indices into `images`.
+        pairs: "val" / "test" -> (n, 3) rows of (i, j, label), indices into `images`.
+    """
+
+    folder: ImageFolder
+    images: np.ndarray
+    splits: Dict[str, np.ndarray]
+    pairs: Dict[str, np.ndarray]
+    mean: List[float]
+    std: List[float]
+
+
+def prepare(cfg, seed: int, progress: bool = False) -> PairData:
+    """Scan, decode, split and draw the fixed validation and test pairs (seeded).
+
+    Args:
+        cfg: the `data` config section.
+        seed: the run seed.
+    """
+    folder = scan_folder(cfg.root)
+    images = load_images([folder.root / p for p in folder.paths], cfg.image_size, cfg.channels,
+                         progress=progress)
+    splits = split_indices(folder.labels, cfg.split, cfg.val_fraction, cfg.test_fraction, seed)
+    pairs = {}
+    for k, name in enumerate(("val", "test")):
+        idx = splits[name]
+        sampler = PairSampler(folder.labels[idx], name)
+        rows = sampler.sample(getattr(cfg, f"{name}_pairs"), np.random.default_rng([seed, 2, k]),
+                              unique=True)
+        rows[:, :2] = idx[rows[:, :2]]  # split-local -> folder indices
+        pairs[name] = rows
+    PairSampler(folder.labels[splits["train"]], "train")  # fails early if training can't pair
+    log.info("data: %d images, %d classes; split %s: %s images; val/test pairs %d/%d",
+             len(folder.paths), len(folder.classes), cfg.split,
+             "/".join(str(len(splits[k])) for k in ("train", "val", "test")),
+             len(pairs["val"]), len(pairs["test"]))
+    return PairData(folder, images, splits, pairs, list(cfg.mean), list(cfg.std))
+
+
+def random_shift(batch: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Translate each image (N, H, W, C) by up to `max_shift` pixels, filling with edge values."""
+    if max_shift <= 0:
+        return batch
+    n, h, w, _ = batch.shape
+    s = max_shift
+    padded = np.pad(batch, ((0, 0), (s, s), (s, s), (0, 0)), mode="edge")
+    dy, dx = rng.integers(0, 2 * s + 1, (2, n))
+    rows = (dy[:, None] + np.arange(h))[:, :, None]  # (N, H, 1)
+    cols = (dx[:, None] + np.arange(w))[:, None, :]  # (N, 1, W)
+    return padded[np.arange(n)[:, None, None], rows, cols]
+
+
+class TrainPairs:
+    """Training pairs drawn afresh each epoch, batched by a Gluon DataLoader.
+
+    Args:
+        data: the prepared data.
+        batch_size: pairs per batch; the last short batch is dropped (static shapes).
+        pairs_per_epoch: pairs drawn per epoch, half same, half different.
+        augment_shift: random translation in pixels, 0 for none.
+        seed: the run seed; epoch e draws from a generator seeded with (seed, e), so a resumed
+            run sees the same pairs as an uninterrupted one.
+    """
+
+    def __init__(self, data: PairData, batch_size: int, pairs_per_epoch: int,
+                 augment_shift: int, seed: int):
+        self.data = data
+        self.index = data.splits["train"]
+        self.sampler = PairSampler(data.folder.labels[self.index], "train")
+        self.batch_size = batch_size
+        self.pairs_per_epoch = pairs_per_epoch
+        self.shift = augment_shift
+        self.seed = seed
+        if self.batches_per_epoch() == 0:
+            raise UserError("train.pairs_per_epoch: smaller than train.batch_size, no full batch")
+
+    def batches_per_epoch(self) -> int:
+        return self.pairs_per_epoch // self.batch_size
+
+    def loader(self, epoch: int) -> gluon.data.DataLoader:
+        """The DataLoader for one epoch: yields (x1, x2, label) NDArrays, (B, C, H, W) and (B,)."""
+        rng = np.random.default_rng([self.seed, 3, epoch])
+        rows = self.sampler.sample(self.pairs_per_epoch, rng)
+        rows[:, :2] = self.index[rows[:, :2]]
+        images, mean, std, shift = self.data.images, self.data.mean, self.data.std, self.shift
+
+        def batchify(samples: list) -> tuple:
+            b = np.asarray(samples)  # (B, 3): i, j, label
+            both = images[np.concatenate([b[:, 0], b[:, 1]])]  # (2B, H, W, C) uint8
+            x = to_tensor(random_shift(both, shift, rng), mean, std)
+            n = len(b)
+            return mx.nd.array(x[:n]), mx.nd.array(x[n:]), mx.nd.array(b[:, 2], dtype="float32")
+
+        return gluon.data.DataLoader(
+            gluon.data.ArrayDataset(rows), batch_size=self.batch_size, shuffle=False,
+            last_batch="discard", batchify_fn=batchify,
+        )

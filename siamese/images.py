@@ -1,0 +1,76 @@
+"""Decode and preprocess images: Pillow and numpy only (shared by training, eval and predict).
+
+One code path turns a file into the network's input, so the numbers a deployed model sees are
+the numbers it was trained and scored on.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+MODES = {1: "L", 3: "RGB"}  # channels -> Pillow mode
+
+
+def load_image(path: str | Path, size: Sequence[int], channels: int) -> np.ndarray:
+    """Decode one file, convert its colour mode and resize it.
+
+    Args:
+        path: image file (any format Pillow reads, any size, grayscale or colour).
+        size: (height, width) in pixels.
+        channels: 1 (grayscale) or 3 (RGB).
+    Returns:
+        uint8 array (H, W, C).
+    Raises:
+        UserError: naming the file when it cannot be decoded (a truncated file included).
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()  # decodes fully: a truncated file raises here instead of going black
+            img = img.convert(MODES[channels])
+            h, w = int(size[0]), int(size[1])
+            if img.size != (w, h):
+                img = img.resize((w, h), Image.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        raise UserError(f"{path}: cannot read image ({e})") from None
+    return arr.reshape(arr.shape[0], arr.shape[1], channels)
+
+
+def load_images(
+    paths: Sequence[str | Path], size: Sequence[int], channels: int, progress: bool = False
+) -> np.ndarray:
+    """Decode many files into one uint8 array (N, H, W, C); threads overlap the decoding."""
+    out = np.empty((len(paths), int(size[0]), int(size[1]), channels), dtype=np.uint8)
+    if not len(paths):
+        return out
+
+    def one(i: int) -> None:
+        out[i] = load_image(paths[i], size, channels)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        jobs = pool.map(one, range(len(paths)))
+        if progress:
+            from tqdm import tqdm
+
+            jobs = tqdm(jobs, total=len(paths), desc="decode", unit="img", leave=False)
+        for _ in jobs:
+            pass
+    return out
+
+
+def to_tensor(batch: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """uint8 (N, H, W, C) -> float32 (N, C, H, W): scale to [0, 1], subtract mean, divide by std."""
+    x = batch.astype(np.float32) * np.float32(1.0 / 255.0)
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))

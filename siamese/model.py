@@ -1,0 +1,123 @@
+"""Branch networks (a registry) and SiameseNet, which runs both images through one branch.
+
+No loss and no file I/O here. A branch maps images (B, C, H, W) to embeddings (B, E).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+from mxnet.gluon import HybridBlock, nn
+
+from .errors import UserError
+
+
+class ConvNet(HybridBlock):
+    """Conv3x3(32)-BN-ReLU-MaxPool2, Conv3x3(64)-BN-ReLU-MaxPool2, Conv3x3(128)-BN-ReLU,
+    mean over H and W, Dense(embedding_size), optional L2 normalisation.
+
+    Args:
+        embedding_size: output length E.
+        normalize: divide each embedding by its L2 norm (embeddings on the unit sphere).
+        widths: channels of the three convolutions.
+    """
+
+    def __init__(self, embedding_size: int, normalize: bool = True, widths=(32, 64, 128),
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.normalize = normalize
+        with self.name_scope():
+            self.features = nn.HybridSequential()
+            for k, width in enumerate(widths):
+                self.features.add(nn.Conv2D(width, 3, padding=1, use_bias=False),
+                                  nn.BatchNorm(), nn.Activation("relu"))
+                if k < len(widths) - 1:
+                    self.features.add(nn.MaxPool2D(2))
+            self.embed = nn.Dense(embedding_size)
+
+    def hybrid_forward(self, F, x):
+        x = self.features(x)  # (B, 128, H/4, W/4)
+        # Mean over H and W, not GlobalAvgPool2D: the pooling backward falls back to slow
+        # reference kernels on large maps (MXNET_NOTES). Same maths.
+        x = F.mean(x, axis=(2, 3))  # (B, 128)
+        x = self.embed(x)  # (B, E)
+        return F.L2Normalization(x, mode="instance") if self.normalize else x
+
+
+class MLP(HybridBlock):
+    """Flatten, Dense(256)-ReLU, Dense(embedding_size); no BatchNorm. Small and exact to test.
+
+    Args:
+        embedding_size: output length E.
+        normalize: L2-normalise the output.
+    """
+
+    def __init__(self, embedding_size: int, normalize: bool = True, hidden: int = 256, **kwargs):
+        super().__init__(**kwargs)
+        self.normalize = normalize
+        with self.name_scope():
+            self.hidden = nn.Dense(hidden, activation="relu", flatten=True)
+            self.embed = nn.Dense(embedding_size)
+
+    def hybrid_forward(self, F, x):
+        x = self.embed(self.hidden(x))  # (B, E)
+        return F.L2Normalization(x, mode="instance") if self.normalize else x
+
+
+BRANCHES: Dict[str, Callable[..., HybridBlock]] = {"convnet": ConvNet, "mlp": MLP}
+
+
+def get_branch(name: str, embedding_size: int, normalize: bool = True) -> HybridBlock:
+    """Build a registered branch.
+
+    Raises:
+        UserError: `model.branch` is not a registered name; the message lists the valid ones.
+    """
+    if name not in BRANCHES:
+        raise UserError(f"model.branch: unknown branch {name!r} (valid: {', '.join(BRANCHES)})")
+    return BRANCHES[name](embedding_size, normalize=normalize)
+
+
+def _twice(F, branch, x1, x2):
+    return branch(x1), branch(x2)
+
+
+def _concat(F, branch, x1, x2):
+    both = F.concat(x1, x2, dim=0)  # (2B, C, H, W): both sides of every pair
+    e1, e2 = F.split(branch(both), num_outputs=2, axis=0)  # (B, E) each
+    return e1, e2
+
+
+FORWARD_MODES = {"twice": _twice, "concat": _concat}
+
+
+class SiameseNet(HybridBlock):
+    """Runs both images of each pair through one shared branch and returns both embeddings.
+
+    The two sides share parameters because the same block is called, never by copying. In
+    `concat` mode BatchNorm in training normalises over all 2B images; in `twice` mode over
+    each side's B images (equal in inference).
+
+    Args:
+        branch: the one branch, (B, C, H, W) -> (B, E).
+        forward_mode: "twice" (call the branch per side) or "concat" (one batch of 2B, split).
+    """
+
+    def __init__(self, branch: HybridBlock, forward_mode: str = "concat", **kwargs):
+        super().__init__(**kwargs)
+        if forward_mode not in FORWARD_MODES:
+            raise UserError(f"model.forward_mode: unknown {forward_mode!r} "
+                            f"(valid: {', '.join(FORWARD_MODES)})")
+        self._forward = FORWARD_MODES[forward_mode]
+        self.forward_mode = forward_mode
+        self.branch = branch  # registered as the one child: its parameters are the model's
+
+    def hybrid_forward(self, F, x1, x2):
+        """x1, x2: (B, C, H, W) -> (e1, e2), each (B, E)."""
+        return self._forward(F, self.branch, x1, x2)
+
+
+def build_model(cfg) -> SiameseNet:
+    """SiameseNet with the configured branch; `cfg` is the `model` config section."""
+    branch = get_branch(cfg.branch, cfg.embedding_size, cfg.normalize)
+    return SiameseNet(branch, cfg.forward_mode)

@@ -1,0 +1,218 @@
+"""Image folders, seeded splits, pair sampling and pair files (numpy only).
+
+A pair is a row `(i, j, label)` of image indices with label 1 = same class, 0 = different.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+from .errors import UserError
+from .images import IMAGE_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageFolder:
+    """The images of a class-per-sub-folder tree.
+
+    Attributes:
+        root: the folder.
+        paths: image paths relative to root, sorted by class then file name.
+        labels: int array (N,), index into `classes`.
+        classes: sub-folder names, sorted.
+    """
+
+    root: Path
+    paths: List[str]
+    labels: np.ndarray
+    classes: List[str]
+
+
+def _visible(p: Path) -> bool:
+    return not p.name.startswith(".")
+
+
+def scan_folder(root: str | Path) -> ImageFolder:
+    """List the images under `root/<class>/`; hidden and non-image files are ignored."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"data.root: no such folder: {root}")
+    classes, paths, labels = [], [], []
+    for cdir in sorted(p for p in root.iterdir() if p.is_dir() and _visible(p)):
+        files = sorted(
+            f for f in cdir.iterdir()
+            if f.is_file() and _visible(f) and f.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if not files:
+            log.warning("%s: class folder holds no images, ignored", cdir)
+            continue
+        label = len(classes)
+        classes.append(cdir.name)
+        paths += [f"{cdir.name}/{f.name}" for f in files]
+        labels += [label] * len(files)
+    if not classes:
+        raise UserError(f"data.root: {root}: no class sub-folders with images in them")
+    return ImageFolder(root, paths, np.asarray(labels, dtype=np.int64), classes)
+
+
+def split_indices(
+    labels: np.ndarray, mode: str, val_fraction: float, test_fraction: float, seed: int
+) -> Dict[str, np.ndarray]:
+    """Seeded split of image indices into train / val / test.
+
+    Args:
+        labels: (N,) class of each image.
+        mode: "image" (each class's images are divided; classes are shared) or "class"
+            (classes are divided; val and test classes never appear in training).
+        val_fraction, test_fraction: shares in (0, 1), of images per class or of classes.
+    Returns:
+        {"train", "val", "test"}: sorted index arrays, disjoint.
+    """
+    rng = np.random.default_rng([seed, 1])
+    parts: Dict[str, list] = {"train": [], "val": [], "test": []}
+    if mode == "class":
+        classes = rng.permutation(np.unique(labels))
+        n_val = max(2, round(len(classes) * val_fraction))
+        n_test = max(2, round(len(classes) * test_fraction))
+        if len(classes) - n_val - n_test < 2:
+            raise UserError(
+                f"data.split: 'class' needs at least 6 classes (2 each for train, val and test); "
+                f"found {len(classes)}"
+            )
+        groups = {"val": classes[:n_val], "test": classes[n_val:n_val + n_test],
+                  "train": classes[n_val + n_test:]}
+        for name, cls in groups.items():
+            parts[name] = np.flatnonzero(np.isin(labels, cls))
+    else:
+        for c in np.unique(labels):
+            idx = rng.permutation(np.flatnonzero(labels == c))
+            m = len(idx)
+            n_val, n_test = round(m * val_fraction), round(m * test_fraction)
+            # A single val/test image of a class can form no same pair: give it two when the
+            # class can spare them, keeping two for training.
+            n_val = 2 if n_val == 1 and m >= 6 else n_val
+            n_test = 2 if n_test == 1 and m >= 6 else n_test
+            while m - n_val - n_test < min(2, m) and (n_val or n_test):
+                n_test, n_val = (n_test - 1, n_val) if n_test >= n_val else (n_test, n_val - 1)
+            parts["val"].append(idx[:n_val])
+            parts["test"].append(idx[n_val:n_val + n_test])
+            parts["train"].append(idx[n_val + n_test:])
+        parts = {k: np.concatenate(v) for k, v in parts.items()}
+    return {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in parts.items()}
+
+
+class PairSampler:
+    """Balanced random pairs over a set of labelled images; never an image with itself.
+
+    Args:
+        labels: (N,) class of each image in the set (indices returned refer to this set).
+        name: the set's name, for error messages.
+    """
+
+    def __init__(self, labels: np.ndarray, name: str):
+        self.labels = np.asarray(labels)
+        self.order = np.argsort(self.labels, kind="stable")  # images grouped by class
+        classes, self.start, self.count = np.unique(
+            self.labels[self.order], return_index=True, return_counts=True
+        )
+        self.cls = np.searchsorted(classes, self.labels)  # dense class id per image
+        self.rank = np.empty(len(self.labels), np.int64)  # position of an image in its class
+        self.rank[self.order] = np.arange(len(self.labels)) - self.start[self.cls[self.order]]
+        self.pos_anchor = np.flatnonzero(self.count[self.cls] >= 2)
+        if len(self.pos_anchor) == 0:
+            raise UserError(
+                f"data: the {name} split has no class with 2 or more images, so no same pairs; "
+                f"add images or change data.split / data.*_fraction"
+            )
+        if len(classes) < 2:
+            raise UserError(
+                f"data: the {name} split has only one class, so no different pairs; "
+                f"add classes or change data.split / data.*_fraction"
+            )
+        self.n_pos = int((self.count * (self.count - 1) // 2).sum())
+        self.n_neg = int((len(self.labels) ** 2 - (self.count ** 2).sum()) // 2)
+
+    def _positives(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        i = rng.choice(self.pos_anchor, n)
+        c, m = self.cls[i], self.count[self.cls[i]]
+        k = (rng.random(n) * (m - 1)).astype(np.int64)
+        k += k >= self.rank[i]  # skip the anchor itself
+        return np.stack([i, self.order[self.start[c] + k], np.ones(n, np.int64)], 1)
+
+    def _negatives(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        i = rng.integers(0, len(self.labels), n)
+        c, m = self.cls[i], self.count[self.cls[i]]
+        r = (rng.random(n) * (len(self.labels) - m)).astype(np.int64)
+        r += np.where(r >= self.start[c], m, 0)  # skip the anchor's class block
+        return np.stack([i, self.order[r], np.zeros(n, np.int64)], 1)
+
+    def sample(self, n: int, rng: np.random.Generator, unique: bool = False) -> np.ndarray:
+        """n pairs (n // 2 same, the rest different), shuffled: int64 array (n, 3).
+
+        With `unique`, no unordered pair repeats; when fewer exist than asked, all are used.
+        """
+        halves = []
+        for fn, want, avail in ((self._positives, n // 2, self.n_pos),
+                                (self._negatives, n - n // 2, self.n_neg)):
+            if not unique:
+                halves.append(fn(want, rng))
+                continue
+            want = min(want, avail)
+            got = np.empty((0, 3), np.int64)
+            for _ in range(50):
+                got = np.concatenate([got, fn(2 * want + 16, rng)])
+                key = np.sort(got[:, :2], 1)
+                _, first = np.unique(key, axis=0, return_index=True)
+                got = got[np.sort(first)]
+                if len(got) >= want:
+                    break
+            halves.append(got[:want])
+        pairs = np.concatenate(halves)
+        return pairs[rng.permutation(len(pairs))]
+
+
+def write_pairs_csv(path: Path, paths: List[str], pairs: np.ndarray) -> None:
+    """Write `left,right,label` with paths relative to the data root."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["left", "right", "label"])
+        for i, j, y in pairs:
+            w.writerow([paths[i], paths[j], int(y)])
+
+
+def read_pairs_csv(path: Path) -> tuple[List[str], List[str], np.ndarray]:
+    """Read a `left,right,label` CSV (label 1 = same, 0 = different).
+
+    Returns:
+        (left paths, right paths, labels int64 (n,)).
+    Raises:
+        UserError: naming the file and line of a malformed row.
+    """
+    left, right, labels = [], [], []
+    try:
+        with open(path, newline="") as fh:
+            rows = csv.reader(fh)
+            header = next(rows, None)
+            if header is None or [h.strip() for h in header] != ["left", "right", "label"]:
+                raise UserError(f"{path}: line 1: expected the header left,right,label")
+            for n, row in enumerate(rows, start=2):
+                if not row:
+                    continue
+                if len(row) != 3 or row[2].strip() not in ("0", "1"):
+                    raise UserError(f"{path}: line {n}: expected left,right,label with label 0 or 1")
+                left.append(row[0].strip())
+                right.append(row[1].strip())
+                labels.append(int(row[2]))
+    except OSError as e:
+        raise UserError(f"{path}: cannot read pair list ({e.strerror})") from None
+    if not labels:
+        raise UserError(f"{path}: holds no pairs")
+    return left, right, np.asarray(labels, np.int64)

@@ -1,0 +1,58 @@
+"""Shared fixtures: tiny real image folders and configs written to temporary directories."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # train.py / eval.py importable from tests
+
+DIGITS = ROOT / "data" / "digits"
+
+
+def make_folder(root: Path, classes: int = 4, per_class: int = 8, size: int = 16,
+                mode: str = "L", seed: int = 0) -> Path:
+    """Write a real PNG image folder: each class a distinct bright square position + noise."""
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        d = root / f"class{c}"
+        d.mkdir(parents=True, exist_ok=True)
+        for k in range(per_class):
+            img = rng.integers(0, 40, (size, size), dtype=np.uint8)
+            q = size // 4
+            r, col = (c // 2) * 2 * q, (c % 2) * 2 * q
+            img[r:r + 2 * q, col:col + 2 * q] = 200 + rng.integers(0, 50)
+            pil = Image.fromarray(img, "L").convert(mode)
+            pil.save(d / f"{k:03d}.png")
+    return root
+
+
+@pytest.fixture
+def tiny_folder(tmp_path: Path) -> Path:
+    return make_folder(tmp_path / "images")
+
+
+def write_config(path: Path, root: Path, **sections) -> Path:
+    """A small fast config for tests; `sections` override, e.g. train={'epochs': 1}."""
+    import yaml
+
+    cfg = {
+        "data": {"root": str(root), "image_size": 16, "val_pairs": 40, "test_pairs": 40,
+                 "val_fraction": 0.25, "test_fraction": 0.25},
+        "model": {"embedding_size": 8},
+        "train": {"epochs": 2, "batch_size": 8, "pairs_per_epoch": 32, "eval_batch_size": 16},
+        "device": "cpu",
+    }
+    for k, v in sections.items():
+        cfg.setdefault(k, {})
+        if isinstance(v, dict):
+            cfg[k].update(v)
+        else:
+            cfg[k] = v
+    path.write_text(yaml.safe_dump(cfg))
+    return path
