@@ -8,8 +8,9 @@ import mxnet as mx
 
 from .errors import UserError
 
-CUDA_HINT = ("install a CUDA build of MXNet in place of `mxnet` (e.g. `pip uninstall mxnet && "
-             "pip install mxnet-cu112==1.9.1`, matching your CUDA version; README: Training on GPUs)")
+CUDA_HINT = ("install a CUDA build of MXNet in place of `mxnet` (e.g. `pip uninstall mxnet "
+             "&& pip install mxnet-cu112==1.9.1`, matching your CUDA version; README: Training "
+             "on GPUs)")
 
 
 def num_gpus() -> int:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict
 
-from mxnet.gluon import HybridBlock, loss as gloss, nn
+from mxnet.gluon import HybridBlock, nn
+from mxnet.gluon import loss as gloss
 
 from .errors import UserError
 

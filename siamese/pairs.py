@@ -207,7 +207,8 @@ def read_pairs_csv(path: Path) -> tuple[List[str], List[str], np.ndarray]:
                 if not row:
                     continue
                 if len(row) != 3 or row[2].strip() not in ("0", "1"):
-                    raise UserError(f"{path}: line {n}: expected left,right,label with label 0 or 1")
+                    raise UserError(
+                        f"{path}: line {n}: expected left,right,label with label 0 or 1")
                 left.append(row[0].strip())
                 right.append(row[1].strip())
                 labels.append(int(row[2]))
