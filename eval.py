@@ -1,7 +1,10 @@
-"""Evaluate a run's exported model: python eval.py RUN_DIR.
+"""Evaluate a trained model on held-out pairs or n-way episodes.
 
-Re-embeds the run's test images with the exported branch (export/) and scores the run's test
-pairs (pairs/test.csv) at the threshold chosen on validation pairs (export/model.json).
+    python eval.py RUN_DIR                                  # the run's own test pairs
+    python eval.py RUN_DIR_OR_EXPORT_DIR --pairs FILE --root DIR [--out report.json]
+    python eval.py RUN_DIR_OR_EXPORT_DIR --n-way 5,20 --root DIR [--episodes 1000] [--shots 1]
+
+The model, its preprocessing, distance and threshold come from the export's model.json.
 """
 
 from __future__ import annotations
@@ -11,30 +14,50 @@ import sys
 from pathlib import Path
 
 
+def _ways(text: str) -> list:
+    try:
+        ways = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 5,20, got {text!r}") from None
+    if not ways or min(ways) < 2:
+        raise argparse.ArgumentTypeError(f"each N must be at least 2, got {text!r}")
+    return ways
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("run_dir", type=Path, help="a run directory written by train.py")
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", type=Path, help="a run directory or an export directory")
+    p.add_argument("--pairs", type=Path, help="pair list: CSV left,right,label or LFW pairs.txt")
+    p.add_argument("--root", type=Path, help="image folder the pair list / classes refer to")
+    p.add_argument("--out", type=Path, help="JSON report (default TARGET/eval.json); the plots "
+                                            "go beside it")
+    p.add_argument("--n-way", type=_ways, default=[], metavar="N[,N...]",
+                   help="N-way K-shot identification on the class folders of --root")
+    p.add_argument("--shots", type=int, default=1, help="K support images per class")
+    p.add_argument("--episodes", type=int, default=1000, help="episodes per N")
+    p.add_argument("--seed", type=int, default=0, help="seed of the episodes")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     from siamese.cli import run, setup_logging
-    from siamese.config import read_yaml
     from siamese.errors import UserError
 
     def body() -> int:
         setup_logging()
-        run_dir = args.run_dir
-        if not (run_dir / "config.yaml").is_file():
-            raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
-        root = read_yaml(run_dir / "config.yaml").get("data", {}).get("root")
-        from siamese.evaluate import evaluate_export
+        if args.shots < 1 or args.episodes < 1:
+            raise UserError("--shots and --episodes must be at least 1")
+        from siamese.report import evaluate, format_table, write_outputs
 
-        m = evaluate_export(run_dir / "export", run_dir / "pairs" / "test.csv", root,
-                            progress=sys.stderr.isatty())
-        print(f"test: auc {m['auc']:.4f}  eer {m['eer']:.4f}  accuracy {m['accuracy']:.4f}  "
-              f"threshold {m['threshold']:.4f}  ({m['n_pairs']} pairs, {m['n_images']} images)")
+        report, plot, model = evaluate(args.target, args.pairs, args.root, args.n_way,
+                                       args.shots, args.episodes, args.seed,
+                                       progress=sys.stderr.isatty())
+        out = args.out or args.target / "eval.json"
+        write_outputs(report, plot, model, out)
+        print(format_table(report))
+        print(f"report: {out}" + ("  plots: roc.png, distances.png beside it" if plot else ""))
         return 0
 
     return run(body)

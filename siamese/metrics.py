@@ -129,3 +129,36 @@ def verification(
         "threshold": sign * t,
         "n_pairs": int(len(s)),
     }
+
+
+def kfold_accuracy(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray,
+                   higher_is_similar: bool) -> Dict[str, object]:
+    """The LFW protocol: each fold is scored at the threshold chosen on all the other folds.
+
+    Args:
+        folds: (n,) fold index of each pair (at least 2 distinct folds).
+    Returns:
+        {"mean", "std", "accuracies" (per fold), "thresholds" (per fold, score units)}.
+    """
+    sign = 1.0 if higher_is_similar else -1.0
+    s = sign * np.asarray(scores, np.float64)
+    y = np.asarray(labels)
+    folds = np.asarray(folds)
+    accs, thrs = [], []
+    for f in np.unique(folds):
+        test = folds == f
+        t, _ = best_threshold(s[~test], y[~test])
+        accs.append(float(np.mean((s[test] >= t) == y[test].astype(bool))))
+        thrs.append(sign * t)
+    return {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "accuracies": accs,
+            "thresholds": thrs}
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> Tuple[float, float]:
+    """95% (z = 1.96) Wilson score interval of a proportion; stays inside [0, 1]."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

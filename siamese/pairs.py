@@ -187,33 +187,3 @@ def write_pairs_csv(path: Path, paths: List[str], pairs: np.ndarray) -> None:
         for i, j, y in pairs:
             w.writerow([paths[i], paths[j], int(y)])
 
-
-def read_pairs_csv(path: Path) -> tuple[List[str], List[str], np.ndarray]:
-    """Read a `left,right,label` CSV (label 1 = same, 0 = different).
-
-    Returns:
-        (left paths, right paths, labels int64 (n,)).
-    Raises:
-        UserError: naming the file and line of a malformed row.
-    """
-    left, right, labels = [], [], []
-    try:
-        with open(path, newline="") as fh:
-            rows = csv.reader(fh)
-            header = next(rows, None)
-            if header is None or [h.strip() for h in header] != ["left", "right", "label"]:
-                raise UserError(f"{path}: line 1: expected the header left,right,label")
-            for n, row in enumerate(rows, start=2):
-                if not row:
-                    continue
-                if len(row) != 3 or row[2].strip() not in ("0", "1"):
-                    raise UserError(
-                        f"{path}: line {n}: expected left,right,label with label 0 or 1")
-                left.append(row[0].strip())
-                right.append(row[1].strip())
-                labels.append(int(row[2]))
-    except OSError as e:
-        raise UserError(f"{path}: cannot read pair list ({e.strerror})") from None
-    if not labels:
-        raise UserError(f"{path}: holds no pairs")
-    return left, right, np.asarray(labels, np.int64)

@@ -56,3 +56,15 @@ def write_config(path: Path, root: Path, **sections) -> Path:
             cfg[k] = v
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A real 2-epoch run on a tiny folder: (run_dir, image root, config path). Shared."""
+    import train
+
+    tmp = tmp_path_factory.mktemp("trained")
+    root = make_folder(tmp / "images", classes=4, per_class=10)
+    cfg = write_config(tmp / "tiny.yaml", root)
+    assert train.main([str(cfg), "--run-dir", str(tmp / "run")]) == 0
+    return tmp / "run", root, cfg

@@ -7,7 +7,8 @@ import pytest
 from conftest import DIGITS, make_folder
 
 from siamese.errors import UserError
-from siamese.pairs import PairSampler, read_pairs_csv, scan_folder, split_indices, write_pairs_csv
+from siamese.pairfiles import read_pair_file
+from siamese.pairs import PairSampler, scan_folder, split_indices, write_pairs_csv
 
 
 def labels_of(counts):
@@ -76,6 +77,7 @@ def test_pair_csv_round_trip(tmp_path):
     folder = scan_folder(make_folder(tmp_path / "img", classes=2, per_class=3))
     rows = np.array([[0, 1, 1], [0, 4, 0]])
     write_pairs_csv(tmp_path / "p.csv", folder.paths, rows)
-    left, right, y = read_pairs_csv(tmp_path / "p.csv")
-    assert left == [folder.paths[0]] * 2 and right == [folder.paths[1], folder.paths[4]]
-    assert y.tolist() == [1, 0]
+    pairs = read_pair_file(tmp_path / "p.csv", folder.root)
+    assert pairs.left == [folder.paths[0]] * 2
+    assert pairs.right == [folder.paths[1], folder.paths[4]]
+    assert pairs.labels.tolist() == [1, 0] and pairs.lines == [2, 3] and pairs.kind == "csv"

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from conftest import write_config
 
-import eval as eval_cli
 import train
 from siamese import checkpoint
 from siamese.config import from_dict
@@ -20,15 +19,9 @@ from siamese.model import build_model
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    from conftest import make_folder
-
-    tmp = tmp_path_factory.mktemp("e2e")
-    root = make_folder(tmp / "images", classes=4, per_class=10)
-    cfg = write_config(tmp / "tiny.yaml", root)
-    assert train.main([str(cfg), "--run-dir", str(tmp / "run")]) == 0
-    return tmp / "run", root, cfg
+@pytest.fixture
+def run(trained_run):
+    return trained_run
 
 
 def test_run_directory_contract(run):
@@ -79,15 +72,6 @@ def test_export_matches_the_trained_branch(run):
     expected = net.branch(x).asnumpy()
     got = load_branch(run_dir / "export")(x).asnumpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-
-
-def test_eval_cli_reproduces_test_metrics(run, capsys):
-    run_dir, _, _ = run
-    capsys.readouterr()
-    assert eval_cli.main([str(run_dir)]) == 0
-    out = capsys.readouterr().out
-    m = json.loads((run_dir / "metrics.json").read_text())["test"]
-    assert f"auc {m['auc']:.4f}" in out and f"accuracy {m['accuracy']:.4f}" in out
 
 
 def test_finished_run_dir_is_refused_without_force(run, capsys):

@@ -1,4 +1,4 @@
-"""Metrics against hand-computed cases (the lead's; tests/test_metrics.py adds references)."""
+"""Metrics against hand-computed cases and against scikit-learn on random scores."""
 
 from __future__ import annotations
 
@@ -51,3 +51,26 @@ def test_verification_on_distances_keeps_direction():
     fixed = verification(d, y, higher_is_similar=False, threshold=0.2)
     assert fixed["threshold"] == pytest.approx(0.2)
     assert fixed["accuracy"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auc_and_roc_match_scikit_learn_on_random_scores(seed):
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from siamese.metrics import roc, tar_at_far
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 500)
+    s = rng.normal(size=500) + y * 0.8
+    s[:50] = np.round(s[:50], 1)  # some ties
+    assert auc(s, y) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    far, tar, thr = roc(s, y)
+    ref_far, ref_tar, _ = roc_curve(y, s, drop_intermediate=False)
+    np.testing.assert_allclose(far, ref_far, atol=1e-12)
+    np.testing.assert_allclose(tar, ref_tar, atol=1e-12)
+    for target in (0.1, 0.01):
+        assert tar_at_far(s, y, target) == pytest.approx(ref_tar[ref_far <= target].max())
+    # EER lies between the two error rates at the crossing point of the reference curve.
+    e = eer(s, y)
+    k = np.argmax(ref_far >= 1 - ref_tar)
+    assert min(ref_far[k - 1], ref_far[k]) - 1e-12 <= e <= max(1 - ref_tar[k - 1], ref_far[k])

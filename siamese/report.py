@@ -1,0 +1,189 @@
+"""The evaluation tool behind eval.py: a run or an export, a pair list or n-way episodes.
+
+Everything is computed before anything is written, so a failing evaluation leaves no files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import mxnet as mx
+import numpy as np
+
+from .config import read_yaml
+from .errors import UserError
+from .evaluate import embed
+from .export import META, load_branch, read_meta
+from .images import load_images
+from .metrics import best_threshold, eer, kfold_accuracy, tar_at_far, verification
+from .oneshot import n_way_accuracy
+from .pairfiles import read_pair_file
+from .pairs import scan_folder
+
+log = logging.getLogger(__name__)
+
+FARS = ("0.1", "0.01", "0.001")
+BATCH = 256  # the trainer's default eval_batch_size: same batches, same embeddings
+
+
+@dataclass
+class Model:
+    """An exported branch and what model.json says about it."""
+
+    block: mx.gluon.SymbolBlock
+    meta: dict
+    export_dir: Path
+    run_dir: Optional[Path]
+
+    def embed_files(self, root: Path, paths: Sequence[str], progress: bool) -> np.ndarray:
+        """Embeddings (len(paths), E) of image files, decoded as model.json says."""
+        pre = self.meta["preprocess"]
+        channels = {"L": 1, "RGB": 3}[pre["color"]]
+        images = load_images([root / p for p in paths], pre["resize"], channels, progress)
+        return embed(self.block, images, pre["mean"], pre["std"], BATCH, mx.cpu(), progress)
+
+
+def open_model(target: Path) -> Model:
+    """A run directory (uses its export/) or an export directory (model.json inside)."""
+    target = Path(target)
+    if (target / "export" / META).is_file():
+        export_dir, run_dir = target / "export", target
+    elif (target / META).is_file():
+        export_dir, run_dir = target, None
+    else:
+        raise UserError(f"{target}: neither a run directory with export/{META} nor an export "
+                        f"directory with {META}")
+    meta = read_meta(export_dir)
+    try:
+        block = load_branch(export_dir)
+    except mx.base.MXNetError as e:
+        raise UserError(f"{export_dir}: the exported symbol or parameters do not load "
+                        f"({str(e).strip().splitlines()[-1][:200]})") from None
+    return Model(block, meta, export_dir, run_dir)
+
+
+def run_data_root(run_dir: Path) -> Path:
+    root = read_yaml(run_dir / "config.yaml").get("data", {}).get("root")
+    if not root:
+        raise UserError(f"{run_dir / 'config.yaml'}: no data.root")
+    return Path(root)
+
+
+def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool) -> tuple:
+    """Verification figures of a pair list; returns (report, scores, labels)."""
+    pairs = read_pair_file(pair_file, root)
+    names = sorted(set(pairs.left) | set(pairs.right))
+    emb = model.embed_files(root, names, progress)
+    index = {p: k for k, p in enumerate(names)}
+    from .scoring import score_pairs
+
+    spec = model.meta["score"]
+    scores = score_pairs(spec, emb[[index[p] for p in pairs.left]],
+                         emb[[index[p] for p in pairs.right]])
+    y, higher = pairs.labels, spec["higher_is_similar"]
+    base = verification(scores, y, higher, spec["threshold"])
+    sign = 1.0 if higher else -1.0
+    best_t, best_acc = best_threshold(sign * scores, y)
+    report = {
+        "auc": base["auc"], "eer": base["eer"], "accuracy": base["accuracy"],
+        "threshold": base["threshold"], "threshold_source": "validation",
+        "tar_at_far": {f: tar_at_far(sign * scores, y, float(f)) for f in FARS},
+        "best_accuracy": best_acc, "best_threshold": sign * best_t,
+        "best_accuracy_note": "oracle: threshold chosen on the scored pairs (optimistic)",
+        "n_pairs": int(len(y)), "n_images": len(names), "pairs_file": str(pair_file),
+        "pairs_format": pairs.kind,
+    }
+    if pairs.folds is not None:
+        k = kfold_accuracy(scores, y, pairs.folds, higher)
+        report.update(kfold_accuracy_mean=k["mean"], kfold_accuracy_std=k["std"],
+                      kfold_accuracies=k["accuracies"], kfold_thresholds=k["thresholds"],
+                      accuracy_at_model_threshold=base["accuracy"],
+                      model_threshold=base["threshold"], accuracy=k["mean"],
+                      threshold=float(np.median(k["thresholds"])), threshold_source="folds")
+    return report, scores, y
+
+
+def n_way_report(model: Model, root: Path, ways: List[int], shots: int, episodes: int,
+                 seed: int, progress: bool) -> Dict[str, dict]:
+    """N-way K-shot accuracy with 95% CI for each N, on the class folders under `root`."""
+    folder = scan_folder(root)
+    if max(ways) > len(folder.classes):
+        raise UserError(f"--n-way {max(ways)}: {root} has only {len(folder.classes)} classes")
+    emb = model.embed_files(root, folder.paths, progress)
+    out = {}
+    for n in ways:
+        out[str(n)] = n_way_accuracy(emb, folder.labels, model.meta["score"], n, shots,
+                                     episodes, seed, folder.classes)
+    return out
+
+
+def evaluate(target: Path, pairs: Optional[Path], root: Optional[Path], ways: List[int],
+             shots: int, episodes: int, seed: int, progress: bool) -> tuple:
+    """The whole evaluation; returns (report, plot data or None). Writes nothing."""
+    start = time.perf_counter()
+    model = open_model(target)
+    if root is None and model.run_dir is not None:
+        root = run_data_root(model.run_dir)
+    if pairs is None and not ways:
+        if model.run_dir is None:
+            raise UserError(f"{target}: an export directory needs --pairs FILE or --n-way N")
+        pairs = model.run_dir / "pairs" / "test.csv"
+    if root is None:
+        raise UserError("--root: needed to find the images of --pairs / --n-way")
+    report: Dict[str, object] = {"model": str(model.export_dir)}
+    plot = None
+    if pairs is not None:
+        rep, scores, labels = pairs_report(model, Path(pairs), Path(root), progress)
+        report.update(rep)
+        plot = (scores, labels)
+    if ways:
+        report["n_way"] = n_way_report(model, Path(root), ways, shots, episodes, seed, progress)
+    report["seconds"] = time.perf_counter() - start
+    return report, plot, model
+
+
+def write_outputs(report: dict, plot, model: Model, out: Path) -> None:
+    """The JSON report, and roc.png / distances.png beside it when pairs were scored."""
+    from .plots import plot_roc, plot_scores
+    from .rundir import write_json
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if plot is not None:
+        scores, labels = plot
+        spec = model.meta["score"]
+        name = Path(str(report.get("pairs_file", "pairs"))).name
+        plot_roc(out.parent / "roc.png", scores, labels, spec["higher_is_similar"],
+                 eer(scores if spec["higher_is_similar"] else -scores, labels),
+                 f"ROC: {name} (AUC {report['auc']:.4f})")
+        unit = "similarity (higher = same)" if spec["higher_is_similar"] else \
+            f"{spec['name']} distance (lower = same)"
+        plot_scores(out.parent / "distances.png", scores, labels, report["threshold"], unit,
+                    f"{name}: threshold from {report['threshold_source']}")
+    write_json(out, report)
+
+
+def format_table(report: dict) -> str:
+    """The figures as aligned text lines."""
+    rows = []
+    if "auc" in report:
+        rows += [("pairs", f"{report['n_pairs']} ({report['n_images']} images, "
+                           f"{report['pairs_format']})"),
+                 ("AUC", f"{report['auc']:.4f}"), ("EER", f"{report['eer']:.4f}"),
+                 (f"accuracy (threshold from {report['threshold_source']})",
+                  f"{report['accuracy']:.4f} at {report['threshold']:.4f}")]
+        if "kfold_accuracy_mean" in report:
+            rows.append(("k-fold accuracy", f"{report['kfold_accuracy_mean']:.4f} "
+                                            f"+- {report['kfold_accuracy_std']:.4f}"))
+        rows += [(f"TAR @ FAR {f}", f"{v:.4f}") for f, v in report["tar_at_far"].items()]
+        rows.append(("best accuracy (oracle)", f"{report['best_accuracy']:.4f}"))
+    for n, r in report.get("n_way", {}).items():
+        rows.append((f"{n}-way {r['shots']}-shot accuracy",
+                     f"{r['accuracy']:.4f} (95% CI {r['ci95'][0]:.4f}-{r['ci95'][1]:.4f}, "
+                     f"{r['episodes']} episodes)"))
+    rows.append(("seconds", f"{report['seconds']:.1f}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
