@@ -28,15 +28,10 @@ def main(argv=None) -> int:
         cfg = load_config(args.config, args.set)
         run_dir = prepare_run_dir(args.run_dir or default_run_dir(args.config), args.force)
         setup_logging(run_dir / "train.log")
-        from siamese.engine import TrainingError, fit
+        from siamese.engine import fit
 
         start = time.perf_counter()
-        try:
-            m = fit(cfg, run_dir, progress=sys.stderr.isatty())
-        except TrainingError as e:
-            print(f"error: {e}; last good checkpoint in {run_dir / 'checkpoints'}",
-                  file=sys.stderr)
-            return 1
+        m = fit(cfg, run_dir, progress=sys.stderr.isatty())
         v, t = m["val"], m["test"]
         print(f"run: {run_dir}")
         print(f"best epoch {m['best_epoch']}; threshold {v['threshold']:.4f} (chosen on "

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from .errors import UserError
+from .errors import RunError, UserError
 
 
 def setup_logging(log_file: Optional[Path] = None, verbose: bool = False) -> None:
@@ -27,12 +27,16 @@ def setup_logging(log_file: Optional[Path] = None, verbose: bool = False) -> Non
 
 
 def run(main: Callable[[], int]) -> int:
-    """Call a CLI body; turn user errors into one line and exit 2, Ctrl-C into 130."""
+    """Call a CLI body: bad input -> one line and exit 2; a run that could not finish -> 1;
+    Ctrl-C -> 130."""
     try:
         return main()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -18,9 +18,9 @@ from . import checkpoint
 from .config import Config, to_dict, to_yaml
 from .data import PairData, TrainPairs, prepare
 from .device import parse_device
-from .errors import UserError
+from .errors import TrainingError, UserError
 from .evaluate import pair_metrics, score_rows
-from .export import export_branch, model_meta
+from .export import export_run
 from .losses import build_loss
 from .model import build_model
 from .pairs import write_pairs_csv
@@ -28,10 +28,6 @@ from .rundir import append_jsonl, write_json
 from .schedule import get_schedule
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(Exception):
-    """Training cannot go on (e.g. a non-finite loss); the last checkpoint is kept. Exit 1."""
 
 
 def _momentum(c) -> dict:
@@ -82,11 +78,8 @@ def build_trainer(params: list, cfg, n_devices: int) -> gluon.Trainer:
                          update_on_kvstore=False if kv else None)
 
 
-def build(cfg: Config, progress: bool = False) -> Parts:
-    """Seed, pick devices, load data, build and initialise model, loss and trainer."""
-    seed_everything(cfg.seed)
-    ctxs = parse_device(cfg.device)
-    data = prepare(cfg.data, cfg.seed, progress=progress)
+def build_blocks(cfg: Config, ctxs: List[mx.Context]) -> tuple:
+    """SiameseNet and loss block, initialised on `ctxs` and hybridized."""
     net = build_model(cfg.model)
     loss = build_loss(cfg.loss)
     net.initialize(mx.init.Xavier(magnitude=2.0), ctx=ctxs)
@@ -98,6 +91,15 @@ def build(cfg: Config, progress: bool = False) -> Parts:
     loss(e1, e2, mx.nd.zeros((2,), ctx=ctxs[0]))
     for block in (net, loss):
         block.hybridize(static_alloc=True, static_shape=True)
+    return net, loss
+
+
+def build(cfg: Config, progress: bool = False) -> Parts:
+    """Seed, pick devices, load data, build and initialise model, loss and trainer."""
+    seed_everything(cfg.seed)
+    ctxs = parse_device(cfg.device)
+    data = prepare(cfg.data, cfg.seed, progress=progress)
+    net, loss = build_blocks(cfg, ctxs)
     params = list(net.collect_params().values()) + list(loss.collect_params().values())
     trainer = build_trainer(params, cfg.train, len(ctxs))
     train_pairs = TrainPairs(data, cfg.train.batch_size, cfg.train.pairs_per_epoch,
@@ -207,9 +209,9 @@ def finish(parts: Parts, run_dir: Path, best_epoch: int, train_seconds: float) -
     val = validate(parts)
     test = validate(parts, "test", threshold=val["threshold"])
     spec = dict(parts.loss.score_spec(), threshold=val["threshold"])
-    meta = model_meta(parts.cfg.data, parts.cfg.model, spec)
     sample = parts.data.images[parts.data.splits["test"][:16]]
-    diff = export_branch(parts.net.branch, run_dir / "export", meta, sample, parts.ctxs[0])
+    diff = export_run(parts.net.branch, spec, parts.cfg.data, parts.cfg.model, sample,
+                      run_dir / "export", parts.ctxs[0])
     metrics = {"val": val, "test": test, "best_epoch": best_epoch,
                "train_seconds": train_seconds, "export_max_abs_diff": diff}
     write_json(run_dir / "metrics.json", metrics)

@@ -6,3 +6,16 @@ class UserError(Exception):
 
     The message is one line and names the culprit (file, key path, line number).
     """
+
+
+class RunError(Exception):
+    """A run could not finish although its input was fine (a non-finite loss, an export that
+    does not reload to the same numbers). The CLIs exit 1; the last checkpoint is kept."""
+
+
+class TrainingError(RunError):
+    """Training cannot go on (e.g. a non-finite loss); the step was not applied."""
+
+
+class ExportMismatch(RunError):
+    """A reloaded export disagrees with the trained branch; the export was removed."""

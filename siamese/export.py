@@ -23,7 +23,7 @@ import numpy as np
 from mxnet import gluon
 
 from . import __version__
-from .errors import UserError
+from .errors import ExportMismatch, UserError
 from .images import to_tensor
 
 log = logging.getLogger(__name__)
@@ -75,52 +75,120 @@ def _swap_in(tmp: Path, out: Path) -> None:
 
 
 def export_branch(branch: gluon.HybridBlock, out: Path, meta: dict, images: np.ndarray,
-                  ctx: mx.Context, tolerance: float = TOLERANCE) -> float:
-    """Export, reload with SymbolBlock.imports, compare embeddings, then swap in atomically.
+                  ctx: mx.Context, onnx: bool = False, tolerance: float = TOLERANCE) -> dict:
+    """Export, reload, compare embeddings, then swap the new files in atomically.
 
     Args:
         branch: the trained branch, hybridized.
         out: the export directory to create or replace.
         meta: the model.json record (see model_meta).
         images: uint8 (N, H, W, C) real images to verify with (N >= 1).
+        onnx: also write branch.onnx and check it with onnxruntime.
         tolerance: largest allowed absolute embedding difference.
     Returns:
-        The largest absolute difference seen.
+        {"symbol": largest |difference|, "onnx": ... when written}.
     Raises:
-        UserError: the reloaded branch disagrees beyond `tolerance` (nothing is left behind).
+        ExportMismatch: a reloaded file disagrees beyond `tolerance` (nothing is left behind).
     """
     pre = meta["preprocess"]
-    x = mx.nd.array(to_tensor(images, pre["mean"], pre["std"]), ctx=ctx)
-    expected = branch(x).asnumpy()  # also builds the cached graph export needs
+    x = to_tensor(images, pre["mean"], pre["std"])  # (N, C, H, W) float32
+    expected = branch(mx.nd.array(x, ctx=ctx)).asnumpy()  # also builds the graph export needs
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    diffs = {}
     try:
         branch.export(str(tmp / "branch"))
-        got = load_branch(tmp, ctx)(x).asnumpy()
-        diff = float(np.abs(got - expected).max())
-        if not diff <= tolerance:
-            raise UserError(f"{out}: exported branch differs from the trained one by {diff:.3g} "
-                            f"(tolerance {tolerance:g}); export removed")
-        meta = dict(meta, verified={"max_abs_diff": diff, "tolerance": tolerance,
-                                    "images": int(len(images))})
+        diffs["symbol"] = _diff(load_branch(tmp, ctx)(mx.nd.array(x, ctx=ctx)).asnumpy(),
+                                expected, out, "symbol", tolerance)
+        files = {"symbol": SYMBOL, "params": PARAMS}
+        if onnx:
+            from .onnx_export import ONNX_FILE, export_onnx, onnx_embed
+
+            export_onnx(tmp / SYMBOL, tmp / PARAMS, x.shape[1:], tmp / ONNX_FILE)
+            diffs["onnx"] = _diff(onnx_embed(tmp / ONNX_FILE, x), expected, out, "ONNX",
+                                  tolerance)
+            files["onnx"] = ONNX_FILE
+        meta = dict(meta, files=files, verified={"max_abs_diff": diffs, "tolerance": tolerance,
+                                                 "images": int(len(images))})
         (tmp / META).write_text(json.dumps(meta, indent=2) + "\n")
         _swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    log.info("exported %s (reloaded and compared on %d images: max |diff| %.2g)",
-             out, len(images), diff)
+    log.info("exported %s (reloaded and compared on %d images: max |diff| %s)", out,
+             len(images), ", ".join(f"{k} {v:.2g}" for k, v in diffs.items()))
+    return diffs
+
+
+def _diff(got: np.ndarray, expected: np.ndarray, out: Path, what: str, tol: float) -> float:
+    diff = float(np.abs(got - expected).max())
+    if not diff <= tol:
+        raise ExportMismatch(f"{out}: the reloaded {what} export differs from the trained "
+                             f"branch by {diff:.3g} (tolerance {tol:g}); export removed")
     return diff
 
 
+def export_run(branch, score: dict, data_cfg, model_cfg, images: np.ndarray, out: Path,
+               ctx: mx.Context, onnx: bool = False) -> dict:
+    """The one export path of training and `python -m siamese.export`: metadata + files."""
+    return export_branch(branch, out, model_meta(data_cfg, model_cfg, score), images, ctx, onnx)
+
+
+def _check_meta(meta: dict, path: Path) -> None:
+    """model.json must say how to preprocess and how to score, consistently."""
+    try:
+        c = meta["input"]["shape"][1]
+        pre, score = meta["preprocess"], meta["score"]
+        ok = (len(meta["input"]["shape"]) == 4 and pre["color"] == {1: "L", 3: "RGB"}[c]
+              and len(pre["resize"]) == 2 and len(pre["mean"]) == len(pre["std"]) == c
+              and isinstance(score["threshold"], (int, float))
+              and isinstance(score["higher_is_similar"], bool) and score["name"])
+        if score["name"] == "logistic":
+            ok = ok and len(score["weights"]) == meta["embedding_size"]
+    except (KeyError, TypeError, IndexError):
+        ok = False
+    if not ok:
+        raise UserError(f"{path}: incomplete or inconsistent export metadata (input, "
+                        f"preprocess and score must agree)")
+
+
 def read_meta(export_dir: Path) -> dict:
-    """model.json of an export directory, checked for the files it names."""
-    path = Path(export_dir) / META
+    """model.json of an export directory, checked, and the files it names present."""
+    export_dir = Path(export_dir)
+    path = export_dir / META
     try:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: cannot read export metadata ({e})") from None
-    for name in (SYMBOL, PARAMS):
-        if not (Path(export_dir) / name).is_file():
-            raise UserError(f"{Path(export_dir) / name}: missing from the export")
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: export metadata is not a JSON object")
+    _check_meta(meta, path)
+    for name in dict(meta.get("files", {}), symbol=SYMBOL, params=PARAMS).values():
+        if not (export_dir / name).is_file():
+            raise UserError(f"{export_dir / name}: missing from the export")
     return meta
+
+
+def open_export(export_dir: Path, ctx: mx.Context = mx.cpu()) -> tuple:
+    """(SymbolBlock, model.json) of an export directory; damaged files are UserErrors."""
+    meta = read_meta(export_dir)
+    try:
+        block = load_branch(Path(export_dir), ctx)
+        c, h, w = meta["input"]["shape"][1:]
+        out = block(mx.nd.zeros((1, c, h, w), ctx=ctx)).asnumpy()
+    except (mx.base.MXNetError, ValueError, AssertionError) as e:
+        last = str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"{export_dir}: the exported symbol or parameters do not load ({last})") \
+            from None
+    if out.shape[-1] != meta["embedding_size"]:
+        raise UserError(f"{export_dir}: the network gives {out.shape[-1]} values, model.json "
+                        f"says embedding_size {meta['embedding_size']}")
+    return block, meta
+
+
+if __name__ == "__main__":
+    import sys
+
+    from .export_cli import main
+
+    sys.exit(main())

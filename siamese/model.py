@@ -12,6 +12,12 @@ from mxnet.gluon import HybridBlock, nn
 from .errors import UserError
 
 
+def l2_normalize(F, x):
+    """x / ||x|| per row, (B, E) -> (B, E). Plain operators: MXNet's L2Normalization in
+    instance mode has no ONNX conversion."""
+    return F.broadcast_div(x, F.sqrt(F.sum(F.square(x), axis=1, keepdims=True) + 1e-12))
+
+
 class ConvNet(HybridBlock):
     """Conv3x3(32)-BN-ReLU-MaxPool2, Conv3x3(64)-BN-ReLU-MaxPool2, Conv3x3(128)-BN-ReLU,
     mean over H and W, Dense(embedding_size), optional L2 normalisation.
@@ -41,7 +47,7 @@ class ConvNet(HybridBlock):
         # reference kernels on large maps (MXNET_NOTES). Same maths.
         x = F.mean(x, axis=(2, 3))  # (B, 128)
         x = self.embed(x)  # (B, E)
-        return F.L2Normalization(x, mode="instance") if self.normalize else x
+        return l2_normalize(F, x) if self.normalize else x
 
 
 class MLP(HybridBlock):
@@ -61,7 +67,7 @@ class MLP(HybridBlock):
 
     def hybrid_forward(self, F, x):
         x = self.embed(self.hidden(x))  # (B, E)
-        return F.L2Normalization(x, mode="instance") if self.normalize else x
+        return l2_normalize(F, x) if self.normalize else x
 
 
 BRANCHES: Dict[str, Callable[..., HybridBlock]] = {"convnet": ConvNet, "mlp": MLP}

@@ -17,7 +17,7 @@ import numpy as np
 from .config import read_yaml
 from .errors import UserError
 from .evaluate import embed
-from .export import META, load_branch, read_meta
+from .export import META, open_export
 from .images import load_images
 from .metrics import best_threshold, eer, kfold_accuracy, tar_at_far, verification
 from .oneshot import n_way_accuracy
@@ -57,12 +57,7 @@ def open_model(target: Path) -> Model:
     else:
         raise UserError(f"{target}: neither a run directory with export/{META} nor an export "
                         f"directory with {META}")
-    meta = read_meta(export_dir)
-    try:
-        block = load_branch(export_dir)
-    except mx.base.MXNetError as e:
-        raise UserError(f"{export_dir}: the exported symbol or parameters do not load "
-                        f"({str(e).strip().splitlines()[-1][:200]})") from None
+    block, meta = open_export(export_dir)
     return Model(block, meta, export_dir, run_dir)
 
 

@@ -1,0 +1,150 @@
+"""Export: CLI round trip (symbol and ONNX), thresholds, atomicity, damaged exports, predict."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from siamese import predict as predict_cli
+from siamese.errors import ExportMismatch
+from siamese.export import META, PARAMS, export_branch, load_branch, read_meta
+from siamese.export_cli import load_run
+from siamese.export_cli import main as export_main
+from siamese.images import load_images, to_tensor
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory):
+    """The shared tiny run exported again with --onnx into its own folder."""
+    pytest.importorskip("onnxruntime")
+    run_dir, root, _ = trained_run
+    out = tmp_path_factory.mktemp("exp") / "export"
+    assert export_main([str(run_dir), "--onnx", "--out", str(out)]) == 0
+    return run_dir, root, out
+
+
+def test_symbol_and_onnx_round_trip_on_another_batch_size(exported):
+    from siamese.onnx_export import onnx_embed
+
+    run_dir, root, out = exported
+    cfg, net, _ = load_run(run_dir, "best")
+    files = sorted(root.glob("class*/*.png"))[:3]  # batch 3: not the 16 used when exporting
+    x = to_tensor(load_images(files, (16, 16), 1), cfg.data.mean, cfg.data.std)
+    expected = net.branch(mx.nd.array(x)).asnumpy()
+    meta = read_meta(out)
+    assert meta["files"]["onnx"] == "branch.onnx"
+    assert meta["verified"]["max_abs_diff"]["onnx"] <= meta["verified"]["tolerance"]
+    sym = load_branch(out)(mx.nd.array(x)).asnumpy()
+    onx = onnx_embed(out / "branch.onnx", x)
+    assert sym.shape == onx.shape == (3, 8)
+    np.testing.assert_allclose(sym, expected, atol=1e-5)
+    np.testing.assert_allclose(onx, expected, atol=1e-5)
+
+
+def test_cli_export_threshold_is_the_validation_one(exported):
+    run_dir, _, out = exported
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert read_meta(out)["score"]["threshold"] == metrics["val"]["threshold"]
+    assert read_meta(run_dir / "export")["score"] == read_meta(out)["score"]
+
+
+def test_failed_verification_leaves_previous_export_intact(exported, tmp_path):
+    run_dir, root, out = exported
+    target = tmp_path / "export"
+    shutil.copytree(out, target)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    cfg, net, _ = load_run(run_dir, "last")
+    meta = read_meta(target)
+    images = load_images(sorted(root.glob("class*/*.png"))[:4], (16, 16), 1)
+    with pytest.raises(ExportMismatch, match="export removed"):
+        export_branch(net.branch, target, meta, images, mx.cpu(), tolerance=-1.0)
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no temporary left
+
+
+def test_onnx_without_the_extra_names_it(trained_run, monkeypatch, capsys, tmp_path):
+    run_dir, _, _ = trained_run
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
+    assert export_main([str(run_dir), "--onnx", "--out", str(tmp_path / "e")]) == 2
+    assert "pip install -e '.[onnx]'" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+
+
+def test_export_errors_exit_2(tmp_path, capsys):
+    assert export_main([str(tmp_path)]) == 2
+    assert "best.ckpt: no such checkpoint" in capsys.readouterr().err
+
+
+def _independent_distance(export_dir, a, b):
+    """The distance computed by hand from model.json, outside siamese.predict."""
+    meta = json.loads((export_dir / META).read_text())
+    pre = meta["preprocess"]
+    x = to_tensor(load_images([a, b], pre["resize"], 1), pre["mean"], pre["std"])
+    e = load_branch(export_dir)(mx.nd.array(x)).asnumpy()
+    return float(np.sqrt(((e[0] - e[1]) ** 2).sum())), meta["score"]["threshold"]
+
+
+def test_predict_decisions_follow_the_threshold(exported, capsys):
+    _, root, out = exported
+    same = (root / "class0" / "000.png", root / "class0" / "005.png")
+    diff = (root / "class0" / "000.png", root / "class3" / "002.png")
+    for (a, b), expect_same in ((same, True), (diff, False)):
+        assert predict_cli.main([str(out), str(a), str(b), "--json"]) == 0
+        r = json.loads(capsys.readouterr().out)
+        d, t = _independent_distance(out, a, b)
+        assert r["score"] == pytest.approx(d, abs=1e-5)
+        assert r["same"] == (d <= t) == expect_same
+
+
+def test_predict_accepts_colour_and_other_sizes(exported, tmp_path, capsys):
+    from PIL import Image
+
+    _, root, out = exported
+    big = tmp_path / "big.jpg"
+    Image.open(root / "class1" / "000.png").convert("RGB").resize((50, 40)).save(big)
+    assert predict_cli.main([str(out), str(big), str(root / "class1" / "001.png")]) == 0
+    assert "euclidean distance" in capsys.readouterr().out
+
+
+def test_predict_embed_writes_names_and_embeddings(exported, tmp_path):
+    _, root, out = exported
+    npz = tmp_path / "e" / "emb.npz"
+    assert predict_cli.main([str(out), "--embed", str(root), "--out", str(npz),
+                             "--batch-size", "7"]) == 0
+    z = np.load(npz)
+    assert len(z["names"]) == z["embeddings"].shape[0] == len(list(root.glob("*/*.png")))
+    assert z["names"][0] == "class0/000.png"
+    norms = np.linalg.norm(z["embeddings"], axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-5)  # normalised inside the branch
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / PARAMS).unlink(), "branch-0000.params: missing"),
+    (lambda d: (d / META).write_text("{not json"), "cannot read export metadata"),
+    (lambda d: (d / PARAMS).write_bytes((d / PARAMS).read_bytes()[:200]), "do not load"),
+    (lambda d: (d / META).write_text(json.dumps({"input": {}})), "inconsistent export"),
+])
+def test_damaged_export_is_refused(exported, tmp_path, capsys, damage, message):
+    _, root, out = exported
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    damage(broken)
+    a = str(root / "class0" / "000.png")
+    assert predict_cli.main([str(broken), a, a]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_unreadable_image_is_refused(exported, tmp_path, capsys):
+    _, root, out = exported
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert predict_cli.main([str(out), str(bad), str(root / "class0" / "000.png")]) == 2
+    assert "bad.png: cannot read image" in capsys.readouterr().err
