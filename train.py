@@ -1,4 +1,8 @@
-"""Train a siamese network: python train.py CONFIG [--set key=value ...] [--run-dir DIR]."""
+"""Train a siamese network.
+
+    python train.py CONFIG [--set key=value ...] [--run-dir DIR] [--force]
+    python train.py [CONFIG] --resume RUN_DIR [--set train.epochs=N ...]
+"""
 
 from __future__ import annotations
 
@@ -9,29 +13,59 @@ from pathlib import Path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("config", help="YAML config, e.g. configs/pairs.yaml")
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", nargs="?", help="YAML config, e.g. configs/pairs.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.epochs=3 (repeatable)")
     p.add_argument("--run-dir", type=Path, help="run directory (default runs/<config>-<time>)")
     p.add_argument("--force", action="store_true", help="replace a run already in --run-dir")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its newest readable checkpoint")
     return p.parse_args(argv)
+
+
+def resume_plan(args) -> tuple:
+    """(config, run_dir, (checkpoint, meta)) for --resume."""
+    from siamese.config import load_config
+    from siamese.errors import UserError
+    from siamese.resume import newest_checkpoint, resume_config
+
+    run_dir = args.resume
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
+    path, meta = newest_checkpoint(run_dir)
+    given = load_config(args.config) if args.config else None
+    cfg = resume_config(meta["config"], args.set, given)
+    if meta["epoch"] >= cfg.train.epochs and (run_dir / "metrics.json").exists():
+        raise UserError(f"{run_dir}: already finished {meta['epoch']} epochs; pass "
+                        f"--set train.epochs=N with a larger N to train further")
+    return cfg, run_dir, (path, meta)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     from siamese.cli import run, setup_logging
-    from siamese.config import load_config
-    from siamese.rundir import default_run_dir, prepare_run_dir
 
     def body() -> int:
-        cfg = load_config(args.config, args.set)
-        run_dir = prepare_run_dir(args.run_dir or default_run_dir(args.config), args.force)
+        from siamese.config import load_config
+        from siamese.errors import UserError
+        from siamese.rundir import default_run_dir, prepare_run_dir
+
+        if args.resume:
+            setup_logging()
+            cfg, run_dir, resume = resume_plan(args)
+        elif not args.config:
+            raise UserError("give a config file (e.g. configs/pairs.yaml) or --resume RUN_DIR")
+        else:
+            cfg = load_config(args.config, args.set)
+            run_dir = prepare_run_dir(args.run_dir or default_run_dir(args.config), args.force)
+            resume = None
         setup_logging(run_dir / "train.log")
-        from siamese.engine import fit
+        from siamese.fit import fit
 
         start = time.perf_counter()
-        m = fit(cfg, run_dir, progress=sys.stderr.isatty())
+        m = fit(cfg, run_dir, progress=sys.stderr.isatty(), resume=resume)
         v, t = m["val"], m["test"]
         print(f"run: {run_dir}")
         print(f"best epoch {m['best_epoch']}; threshold {v['threshold']:.4f} (chosen on "

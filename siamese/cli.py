@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from .errors import RunError, UserError
+from .errors import Interrupted, RunError, UserError
 
 
 def setup_logging(log_file: Optional[Path] = None, verbose: bool = False) -> None:
@@ -37,6 +37,9 @@ def run(main: Callable[[], int]) -> int:
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except Interrupted as e:
+        print(str(e), file=sys.stderr)
+        return e.code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -42,6 +42,9 @@ class DataConfig:
                           positive=True)
     augment_shift: int = _f(0, "training only: random translation of up to this many pixels",
                             min=0)
+    bad_images: Literal["skip", "error"] = _f(
+        "skip", "unreadable images: skip (a warning each) or error (stop, naming them)"
+    )
     val_pairs: int = _f(2000, "validation pairs, half same and half different", min=2)
     test_pairs: int = _f(2000, "test pairs, half same and half different", min=2)
 
@@ -79,6 +82,11 @@ class TrainConfig:
     warmup_epochs: float = _f(0.0, "linear warm-up from 0 to lr over this many epochs", min=0.0)
     eval_batch_size: int = _f(256, "images per embedding batch in evaluation", min=1)
     kvstore: str = _f("device", "gradient aggregation over devices: device | local | dist_sync")
+    keep_checkpoints: int = _f(3, "per-epoch checkpoints kept besides last and best", min=1)
+    nonfinite: Literal["stop", "skip"] = _f(
+        "stop", "a non-finite loss or gradient: stop (exit 1) or skip the batch"
+    )
+    max_skipped_batches: int = _f(10, "with nonfinite: skip, stop after this many", min=0)
 
 
 @dataclass

@@ -47,9 +47,8 @@ def prepare(cfg, seed: int, progress: bool = False) -> PairData:
         cfg: the `data` config section.
         seed: the run seed.
     """
-    folder = scan_folder(cfg.root)
-    images = load_images([folder.root / p for p in folder.paths], cfg.image_size, cfg.channels,
-                         progress=progress)
+    folder = drop_bad_images(scan_folder(cfg.root), cfg, progress)
+    images = folder.images
     splits = split_indices(folder.labels, cfg.split, cfg.val_fraction, cfg.test_fraction, seed)
     pairs = {}
     for k, name in enumerate(("val", "test")):
@@ -65,6 +64,32 @@ def prepare(cfg, seed: int, progress: bool = False) -> PairData:
              "/".join(str(len(splits[k])) for k in ("train", "val", "test")),
              len(pairs["val"]), len(pairs["test"]))
     return PairData(folder, images, splits, pairs, list(cfg.mean), list(cfg.std))
+
+
+def drop_bad_images(folder: ImageFolder, cfg, progress: bool) -> ImageFolder:
+    """Decode every image once (a full decode: truncated files fail here, not later as black
+    images). Unreadable ones are skipped with a warning each, or (`data.bad_images: error`)
+    stop the run naming them. Returns the folder without them, `images` attached."""
+    images, bad = load_images([folder.root / p for p in folder.paths], cfg.image_size,
+                              cfg.channels, progress=progress, skip_bad=True)
+    if bad and cfg.bad_images == "error":
+        names = ", ".join(folder.paths[i] for i, _ in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise UserError(f"data.bad_images: {len(bad)} unreadable image(s) in {folder.root}: "
+                        f"{names}{more} (set data.bad_images: skip to leave them out)")
+    for _, message in bad:
+        log.warning("skipped: %s", message)
+    if bad:
+        log.warning("skipped %d unreadable image(s) of %d (data.bad_images: skip)", len(bad),
+                    len(folder.paths))
+    keep = np.setdiff1d(np.arange(len(folder.paths)), [i for i, _ in bad])
+    labels = folder.labels[keep]
+    counts = np.bincount(labels, minlength=len(folder.classes))
+    for c in np.flatnonzero(counts < 2):
+        log.warning("class %s has %d usable image(s): it takes part in different pairs only",
+                    folder.classes[c], counts[c])
+    return ImageFolder(folder.root, [folder.paths[i] for i in keep], labels, folder.classes,
+                       images)
 
 
 def random_shift(batch: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,30 +1,24 @@
-"""Build the parts of a run from the config, train them, checkpoint, evaluate and export."""
+"""Build the parts of a run from the config; one training step; validation."""
 
 from __future__ import annotations
 
 import logging
 import math
 import random
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Dict, List
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from . import checkpoint
-from .config import Config, to_dict, to_yaml
+from .config import Config
 from .data import PairData, TrainPairs, prepare
 from .device import parse_device
 from .errors import TrainingError, UserError
 from .evaluate import pair_metrics, score_rows
-from .export import export_run
 from .losses import build_loss
 from .model import build_model
-from .pairs import write_pairs_csv
-from .rundir import append_jsonl, write_json
 from .schedule import get_schedule
 
 log = logging.getLogger(__name__)
@@ -110,6 +104,10 @@ def build(cfg: Config, progress: bool = False) -> Parts:
     return Parts(cfg, ctxs, data, net, loss, trainer, train_pairs, lr_factor)
 
 
+class NonFiniteStep(TrainingError):
+    """The loss or a gradient of this batch is NaN or infinite; the step was not applied."""
+
+
 def train_step(net, loss_fn, trainer, ctxs, x1, x2, label, batch_size: int) -> float:
     """One step on a batch of pairs split over devices; returns the summed loss.
 
@@ -117,17 +115,25 @@ def train_step(net, loss_fn, trainer, ctxs, x1, x2, label, batch_size: int) -> f
     divides by the number of pairs, so `twice` and `concat` get the same learning rate.
 
     Raises:
-        TrainingError: the loss is not finite; the step is not applied.
+        NonFiniteStep: the loss or a gradient is not finite; the update was not applied
+            (MXNet would apply NaN updates silently).
     """
     shards = [gluon.utils.split_and_load(a, ctxs, even_split=False) for a in (x1, x2, label)]
     with autograd.record():
         losses = [loss_fn(*net(a, b), y) for a, b, y in zip(*shards)]
     autograd.backward(losses)
-    total = sum(float(v.sum().asscalar()) for v in losses)
+    trained = [p for p in trainer._params if p.grad_req != "null"]
+    # One sync for both checks: a NaN or inf anywhere makes its sum non-finite.
+    sums = [mx.nd.concat(v.sum().reshape((1,)),
+                         mx.nd.add_n(*[p.grad(c).sum() for p in trained]).reshape((1,)), dim=0)
+            for v, c in zip(losses, ctxs)]
+    total, grads = np.sum([s.asnumpy() for s in sums], axis=0, dtype=np.float64)
     if not math.isfinite(total):
-        raise TrainingError(f"non-finite loss ({total})")
+        raise NonFiniteStep(f"non-finite loss ({total})")
+    if not math.isfinite(grads):
+        raise NonFiniteStep("non-finite gradient")
     trainer.step(batch_size)
-    return total
+    return float(total)
 
 
 def validate(parts: Parts, split: str = "val", threshold=None) -> dict:
@@ -137,82 +143,3 @@ def validate(parts: Parts, split: str = "val", threshold=None) -> dict:
     scores = score_rows(parts.net.branch, parts.data.images, rows, spec, parts.data.mean,
                         parts.data.std, parts.cfg.train.eval_batch_size, parts.ctxs[0])
     return pair_metrics(scores, rows[:, 2], spec, threshold)
-
-
-def run_epoch(parts: Parts, epoch: int, progress: bool = False) -> dict:
-    """Train one epoch (0-based); returns its log fields."""
-    tp, cfg = parts.train_pairs, parts.cfg.train
-    n = tp.batches_per_epoch()
-    batches = tp.loader(epoch)
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(batches, total=n, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                       leave=False, disable=None)
-    start, total, lr = time.perf_counter(), 0.0, cfg.lr
-    for k, (x1, x2, y) in enumerate(batches):
-        lr = cfg.lr * parts.lr_factor(epoch + (k + 1) / n)
-        parts.trainer.set_learning_rate(lr)
-        try:
-            total += train_step(parts.net, parts.loss, parts.trainer, parts.ctxs, x1, x2, y,
-                                cfg.batch_size)
-        except TrainingError as e:
-            raise TrainingError(f"epoch {epoch + 1}, batch {k + 1}: {e}") from None
-    mx.nd.waitall()
-    seconds = time.perf_counter() - start
-    pairs = n * cfg.batch_size
-    return {"train_loss": total / pairs, "pairs_per_s": pairs / seconds, "lr": lr,
-            "train_seconds": seconds}
-
-
-def write_pair_lists(parts: Parts, run_dir: Path) -> None:
-    for split in ("val", "test"):
-        write_pairs_csv(run_dir / "pairs" / f"{split}.csv", parts.data.folder.paths,
-                        parts.data.pairs[split])
-
-
-def fit(cfg: Config, run_dir: Path, progress: bool = False) -> dict:
-    """Train, keep the best epoch by validation AUC, score test pairs, export. Returns metrics."""
-    t0 = time.perf_counter()
-    (run_dir / "config.yaml").write_text(to_yaml(cfg))
-    parts = build(cfg, progress)
-    write_pair_lists(parts, run_dir)
-    ckpt = run_dir / "checkpoints"
-    best = {"epoch": 0, "auc": -1.0, "eer": 1.0}
-    for epoch in range(cfg.train.epochs):
-        e_start = time.perf_counter()
-        row = run_epoch(parts, epoch, progress)
-        val = validate(parts)
-        row = {"epoch": epoch + 1, "train_loss": row["train_loss"], "val_auc": val["auc"],
-               "val_eer": val["eer"], "val_accuracy": val["accuracy"],
-               "pairs_per_s": row["pairs_per_s"], "lr": row["lr"],
-               "seconds": time.perf_counter() - e_start}
-        improved = (val["auc"], -val["eer"]) > (best["auc"], -best["eer"])
-        if improved:
-            best = {"epoch": epoch + 1, "auc": val["auc"], "eer": val["eer"]}
-        meta = {"epoch": epoch + 1, "best": best, "config": to_dict(cfg)}
-        checkpoint.save(ckpt / "last.ckpt", parts.blocks, parts.trainer, meta)
-        if improved:
-            checkpoint.save(ckpt / "best.ckpt", parts.blocks, parts.trainer, meta)
-        append_jsonl(run_dir / "log.jsonl", row)
-        log.info("epoch %d/%d  loss %.4f  val auc %.4f eer %.4f acc %.4f  %.0f pairs/s  "
-                 "lr %.2g  %.1fs%s", epoch + 1, cfg.train.epochs, row["train_loss"],
-                 val["auc"], val["eer"], val["accuracy"], row["pairs_per_s"], row["lr"],
-                 row["seconds"], "  *best" if improved else "")
-    train_seconds = time.perf_counter() - t0
-    return finish(parts, run_dir, best["epoch"], train_seconds)
-
-
-def finish(parts: Parts, run_dir: Path, best_epoch: int, train_seconds: float) -> dict:
-    """Load the best checkpoint, choose the threshold on validation, score test, export."""
-    checkpoint.restore(run_dir / "checkpoints" / "best.ckpt", parts.blocks)
-    val = validate(parts)
-    test = validate(parts, "test", threshold=val["threshold"])
-    spec = dict(parts.loss.score_spec(), threshold=val["threshold"])
-    sample = parts.data.images[parts.data.splits["test"][:16]]
-    diff = export_run(parts.net.branch, spec, parts.cfg.data, parts.cfg.model, sample,
-                      run_dir / "export", parts.ctxs[0])
-    metrics = {"val": val, "test": test, "best_epoch": best_epoch,
-               "train_seconds": train_seconds, "export_max_abs_diff": diff}
-    write_json(run_dir / "metrics.json", metrics)
-    return metrics

@@ -19,3 +19,11 @@ class TrainingError(RunError):
 
 class ExportMismatch(RunError):
     """A reloaded export disagrees with the trained branch; the export was removed."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped a run after a checkpoint was written; exit 128 + signal."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.code = 128 + signum

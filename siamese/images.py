@@ -49,25 +49,43 @@ def load_image(path: str | Path, size: Sequence[int], channels: int) -> np.ndarr
 
 
 def load_images(
-    paths: Sequence[str | Path], size: Sequence[int], channels: int, progress: bool = False
-) -> np.ndarray:
-    """Decode many files into one uint8 array (N, H, W, C); threads overlap the decoding."""
+    paths: Sequence[str | Path], size: Sequence[int], channels: int, progress: bool = False,
+    skip_bad: bool = False,
+) -> np.ndarray | tuple[np.ndarray, list]:
+    """Decode many files into one uint8 array (N, H, W, C); threads overlap the decoding.
+
+    Args:
+        skip_bad: collect unreadable files instead of raising at the first one.
+    Returns:
+        The array; with `skip_bad`, (array of the good files in order, [(index, message)]).
+    Raises:
+        UserError: (without `skip_bad`) the first unreadable file, named.
+    """
     out = np.empty((len(paths), int(size[0]), int(size[1]), channels), dtype=np.uint8)
-    if not len(paths):
-        return out
+    bad: list = []
 
     def one(i: int) -> None:
-        out[i] = load_image(paths[i], size, channels)
+        try:
+            out[i] = load_image(paths[i], size, channels)
+        except UserError as e:
+            if not skip_bad:
+                raise
+            bad.append((i, str(e)))
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        jobs = pool.map(one, range(len(paths)))
-        if progress:
-            from tqdm import tqdm
+    if len(paths):
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            jobs = pool.map(one, range(len(paths)))
+            if progress:
+                from tqdm import tqdm
 
-            jobs = tqdm(jobs, total=len(paths), desc="decode", unit="img", leave=False)
-        for _ in jobs:
-            pass
-    return out
+                jobs = tqdm(jobs, total=len(paths), desc="decode", unit="img", leave=False)
+            for _ in jobs:
+                pass
+    if not skip_bad:
+        return out
+    bad.sort()
+    keep = np.setdiff1d(np.arange(len(paths)), [i for i, _ in bad])
+    return out[keep], bad
 
 
 def to_tensor(batch: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

@@ -9,7 +9,7 @@ import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -28,12 +28,14 @@ class ImageFolder:
         paths: image paths relative to root, sorted by class then file name.
         labels: int array (N,), index into `classes`.
         classes: sub-folder names, sorted.
+        images: uint8 (N, H, W, C) decoded images once loaded (see siamese.data), else None.
     """
 
     root: Path
     paths: List[str]
     labels: np.ndarray
     classes: List[str]
+    images: Optional[np.ndarray] = None
 
 
 def _visible(p: Path) -> bool:

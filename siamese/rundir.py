@@ -56,13 +56,34 @@ def prepare_run_dir(path: Path, force: bool = False) -> Path:
     return path
 
 
+def _writing(path: Path):
+    """Turn an OSError while writing `path` into a UserError naming it."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except OSError as e:
+            raise UserError(f"{path}: cannot write ({e.strerror or e}); earlier files and "
+                            f"checkpoints are unchanged") from None
+
+    return guard()
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file via a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with _writing(path):
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+
 def write_json(path: Path, obj: dict) -> None:
     """Write JSON via a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def append_jsonl(path: Path, obj: dict) -> None:
-    with open(path, "a") as fh:
+    with _writing(path), open(path, "a") as fh:
         fh.write(json.dumps(obj) + "\n")

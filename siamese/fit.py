@@ -1,0 +1,232 @@
+"""The training loop: epochs, checkpoints, resume, signals, non-finite steps, final export.
+
+A run can stop at any moment and continue: checkpoints are written by rename, hold the loop's
+position (epoch and batch), and each epoch's pairs come from a generator seeded by the epoch, so
+a resumed run replays the same draws and ends with the figures of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import mxnet as mx
+
+from . import checkpoint
+from .config import Config, to_dict, to_yaml
+from .engine import NonFiniteStep, Parts, build, train_step, validate
+from .errors import Interrupted, TrainingError, UserError
+from .export import export_run
+from .pairs import write_pairs_csv
+from .resume import truncate_log
+from .rundir import append_jsonl, write_json, write_text
+from .signals import StopOnSignal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class State:
+    """Where the loop is; saved in every checkpoint."""
+
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # completed batches of the current epoch (a mid-epoch checkpoint)
+    loss_sum: float = 0.0  # summed loss over those batches
+    best: dict = field(default_factory=lambda: {"epoch": 0, "auc": -1.0, "eer": 1.0})
+    train_seconds: float = 0.0
+    skipped: int = 0  # non-finite batches skipped so far
+
+
+class StopOnNonFinite:
+    """train.nonfinite: stop. The step is not applied; the run stops (exit 1)."""
+
+    def __init__(self, limit: int):
+        pass
+
+    def before(self, parts: Parts) -> None:
+        pass
+
+    def handle(self, parts: Parts, state: State, where: str, err: Exception) -> None:
+        raise TrainingError(f"{where}: {err}; the step was not applied and the last "
+                            f"checkpoint is kept (train.nonfinite: skip would skip such batches)")
+
+
+class SkipNonFinite:
+    """train.nonfinite: skip. Skip up to `limit` batches; BatchNorm running statistics, which
+    the bad batch's forward pass already changed, are put back."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.saved: list = []
+
+    def before(self, parts: Parts) -> None:
+        aux = [p for b in parts.blocks.values() for p in b.collect_params().values()
+               if p.grad_req == "null"]
+        self.saved = [(p, [p.data(c).copy() for c in p.list_ctx()]) for p in aux]
+
+    def handle(self, parts: Parts, state: State, where: str, err: Exception) -> None:
+        state.skipped += 1
+        if state.skipped > self.limit:
+            raise TrainingError(f"{where}: {err}; more than train.max_skipped_batches="
+                                f"{self.limit} non-finite batches, stopping")
+        for p, copies in self.saved:
+            for c, value in zip(p.list_ctx(), copies):
+                value.copyto(p.data(c))
+        log.warning("%s: %s; batch skipped (%d of at most %d)", where, err, state.skipped,
+                    self.limit)
+
+
+NONFINITE = {"stop": StopOnNonFinite, "skip": SkipNonFinite}
+
+
+def run_epoch(parts: Parts, state: State, stop: StopOnSignal, policy, progress: bool) -> bool:
+    """Train from `state.batch` to the end of epoch `state.epoch`; False if a signal stopped it.
+
+    Batches before `state.batch` are drawn and discarded, so their random draws are replayed.
+    """
+    tp, cfg = parts.train_pairs, parts.cfg.train
+    n = tp.batches_per_epoch()
+    batches = tp.loader(state.epoch)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, total=n, desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
+                       unit="batch", leave=False, disable=None)
+    for k, (x1, x2, y) in enumerate(batches):
+        if k < state.batch:
+            continue
+        parts.trainer.set_learning_rate(cfg.lr * parts.lr_factor(state.epoch + (k + 1) / n))
+        policy.before(parts)
+        try:
+            state.loss_sum += train_step(parts.net, parts.loss, parts.trainer, parts.ctxs,
+                                         x1, x2, y, cfg.batch_size)
+        except NonFiniteStep as e:
+            policy.handle(parts, state, f"epoch {state.epoch + 1}, batch {k + 1}", e)
+        state.batch = k + 1
+        if stop.requested:
+            return False
+    mx.nd.waitall()
+    return True
+
+
+def save_checkpoints(parts: Parts, run_dir: Path, state: State, improved: bool) -> Path:
+    """best (if improved), then the epoch file (at epoch ends), then last; old epochs pruned."""
+    ckpt = run_dir / "checkpoints"
+    meta = {"epoch": state.epoch, "batch": state.batch, "state": dataclasses.asdict(state),
+            "config": to_dict(parts.cfg)}
+    if improved:
+        checkpoint.save(ckpt / "best.ckpt", parts.blocks, parts.trainer, meta)
+    if state.batch == 0:
+        checkpoint.save(ckpt / f"epoch-{state.epoch:04d}.ckpt", parts.blocks, parts.trainer,
+                        meta)
+        for old in sorted(ckpt.glob("epoch-*.ckpt"))[:-parts.cfg.train.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+    checkpoint.save(ckpt / "last.ckpt", parts.blocks, parts.trainer, meta)
+    return ckpt / "last.ckpt"
+
+
+def end_epoch(parts: Parts, run_dir: Path, state: State, seconds: float, trained: int) -> None:
+    """Validate, update best, checkpoint and log a finished epoch."""
+    val = validate(parts)
+    pairs = parts.train_pairs.batches_per_epoch() * parts.cfg.train.batch_size
+    row = {"epoch": state.epoch + 1, "train_loss": state.loss_sum / pairs, "val_auc": val["auc"],
+           "val_eer": val["eer"], "val_accuracy": val["accuracy"],
+           "pairs_per_s": trained * parts.cfg.train.batch_size / max(seconds, 1e-9),
+           "lr": parts.trainer.learning_rate, "seconds": seconds}
+    improved = (val["auc"], -val["eer"]) > (state.best["auc"], -state.best["eer"])
+    state.epoch, state.batch, state.loss_sum = state.epoch + 1, 0, 0.0
+    if improved:
+        state.best = {"epoch": state.epoch, "auc": val["auc"], "eer": val["eer"]}
+    save_checkpoints(parts, run_dir, state, improved)
+    append_jsonl(run_dir / "log.jsonl", row)
+    log.info("epoch %d/%d  loss %.4f  val auc %.4f eer %.4f acc %.4f  %.0f pairs/s  lr %.2g  "
+             "%.1fs%s", state.epoch, parts.cfg.train.epochs, row["train_loss"], val["auc"],
+             val["eer"], val["accuracy"], row["pairs_per_s"], row["lr"], seconds,
+             "  *best" if improved else "")
+
+
+def _pair_lists(parts: Parts, folder: Path) -> dict:
+    for split in ("val", "test"):
+        write_pairs_csv(folder / f"{split}.csv", parts.data.folder.paths, parts.data.pairs[split])
+    return {s: (folder / f"{s}.csv").read_bytes() for s in ("val", "test")}
+
+
+def start(parts: Parts, run_dir: Path, resume: Optional[tuple]) -> State:
+    """A fresh state, or the checkpoint's (parameters and optimizer restored, data checked)."""
+    if resume is None:
+        _pair_lists(parts, run_dir / "pairs")
+        return State()
+    path, meta = resume
+    checkpoint.restore(path, parts.blocks, parts.trainer)
+    saved = {s: (run_dir / "pairs" / f"{s}.csv").read_bytes() for s in ("val", "test")}
+    scratch = run_dir / "pairs" / ".check"
+    scratch.mkdir(exist_ok=True)
+    try:
+        if _pair_lists(parts, scratch) != saved:
+            raise UserError(f"{parts.cfg.data.root}: the images changed since the run started "
+                            f"(its validation/test pairs differ); resuming would mix data sets")
+    finally:
+        for f in scratch.iterdir():
+            f.unlink()
+        scratch.rmdir()
+    state = State(**meta["state"])
+    truncate_log(run_dir / "log.jsonl", state.epoch)
+    log.info("resuming from %s: epoch %d, batch %d", path, state.epoch + 1, state.batch)
+    return state
+
+
+def interrupted(signum: int, run_dir: Path, state: State) -> Interrupted:
+    name = signal.Signals(signum).name
+    return Interrupted(signum, f"{name}: stopped at epoch {state.epoch + 1}, batch "
+                               f"{state.batch}; checkpoint written. Resume with: python "
+                               f"train.py --resume {run_dir}")
+
+
+def fit(cfg: Config, run_dir: Path, progress: bool = False, resume: Optional[tuple] = None):
+    """Train (or continue), keep the best epoch by validation AUC, score test, export.
+
+    Args:
+        resume: (checkpoint path, its meta) to continue from, or None for a fresh run.
+    Returns:
+        The metrics written to metrics.json.
+    Raises:
+        Interrupted: SIGINT/SIGTERM, after a checkpoint was written.
+        TrainingError: a non-finite step (the last checkpoint is kept).
+    """
+    write_text(run_dir / "config.yaml", to_yaml(cfg))
+    parts = build(cfg, progress)
+    state = start(parts, run_dir, resume)
+    policy = NONFINITE[cfg.train.nonfinite](cfg.train.max_skipped_batches)
+    with StopOnSignal() as stop:
+        while state.epoch < cfg.train.epochs:
+            t0, first = time.perf_counter(), state.batch
+            done = run_epoch(parts, state, stop, policy, progress)
+            state.train_seconds += time.perf_counter() - t0
+            if not done:
+                save_checkpoints(parts, run_dir, state, improved=False)
+                raise interrupted(stop.requested, run_dir, state)
+            end_epoch(parts, run_dir, state, time.perf_counter() - t0,
+                      parts.train_pairs.batches_per_epoch() - first)
+            if stop.requested:
+                raise interrupted(stop.requested, run_dir, state)
+    return finish(parts, run_dir, state)
+
+
+def finish(parts: Parts, run_dir: Path, state: State) -> dict:
+    """Load the best checkpoint, choose the threshold on validation, score test, export."""
+    checkpoint.restore(run_dir / "checkpoints" / "best.ckpt", parts.blocks)
+    val = validate(parts)
+    test = validate(parts, "test", threshold=val["threshold"])
+    spec = dict(parts.loss.score_spec(), threshold=val["threshold"])
+    sample = parts.data.images[parts.data.splits["test"][:16]]
+    diff = export_run(parts.net.branch, spec, parts.cfg.data, parts.cfg.model, sample,
+                      run_dir / "export", parts.ctxs[0])
+    metrics = {"val": val, "test": test, "best_epoch": state.best["epoch"],
+               "train_seconds": state.train_seconds, "export_max_abs_diff": diff}
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics
