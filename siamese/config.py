@@ -139,6 +139,11 @@ def _coerce(tp: Any, value: Any, meta: dict, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad
     elif tp is float:
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads 1e-3 (no dot) as a string
+                value = float(value)
+            except ValueError:
+                raise bad from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         value = float(value)

@@ -13,7 +13,9 @@ DEFAULT = ROOT / "configs" / "pairs.yaml"
 
 
 def test_default_config_loads_and_overrides_apply():
-    cfg = load_config(DEFAULT, ["train.epochs=3", "data.image_size=40", "model.forward_mode=twice"])
+    cfg = load_config(DEFAULT, ["train.epochs=3", "data.image_size=40", "model.forward_mode=twice",
+                                "train.lr=1e-3"])
+    assert cfg.train.lr == 0.001  # YAML 1.1 would read 1e-3 as a string
     assert cfg.train.epochs == 3
     assert cfg.data.image_size == [40, 40]
     assert cfg.model.forward_mode == "twice"
