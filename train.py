@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,6 +45,24 @@ def resume_plan(args) -> tuple:
     return cfg, run_dir, (path, meta)
 
 
+SCRATCH = "siamese-worker"
+
+
+def worker_scratch(cfg):
+    """Distributed workers other than rank 0 write to a scratch folder, removed at the end."""
+    from siamese.distributed import is_distributed, rank_and_size
+
+    if not is_distributed(cfg.train.kvstore):
+        return None
+    rank, _ = rank_and_size(cfg.train.kvstore)
+    if rank == 0:
+        return None
+    path = Path(tempfile.mkdtemp(prefix=f"{SCRATCH}{rank}-"))
+    (path / "checkpoints").mkdir()
+    (path / "pairs").mkdir()
+    return path
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from siamese.cli import run, setup_logging
@@ -59,13 +79,18 @@ def main(argv=None) -> int:
             raise UserError("give a config file (e.g. configs/pairs.yaml) or --resume RUN_DIR")
         else:
             cfg = load_config(args.config, args.set)
-            run_dir = prepare_run_dir(args.run_dir or default_run_dir(args.config), args.force)
+            run_dir = worker_scratch(cfg) or prepare_run_dir(
+                args.run_dir or default_run_dir(args.config), args.force)
             resume = None
         setup_logging(run_dir / "train.log")
         from siamese.fit import fit
 
         start = time.perf_counter()
-        m = fit(cfg, run_dir, progress=sys.stderr.isatty(), resume=resume)
+        try:
+            m = fit(cfg, run_dir, progress=sys.stderr.isatty(), resume=resume)
+        finally:
+            if run_dir.name.startswith(SCRATCH):
+                shutil.rmtree(run_dir, ignore_errors=True)
         v, t = m["val"], m["test"]
         print(f"run: {run_dir}")
         print(f"best epoch {m['best_epoch']}; threshold {v['threshold']:.4f} (chosen on "

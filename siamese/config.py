@@ -24,6 +24,12 @@ def _f(default: Any, help: str, **checks: Any) -> Any:
     return field(default=default, metadata={"help": help, **checks})
 
 
+NO_DOWNLOAD = ("model.pretrained: true would download weights, and this tool never downloads at "
+               "run time; fetch the .params file on a connected machine (e.g. gluoncv.model_zoo."
+               "get_model(name, pretrained=True) stores it under ~/.mxnet/models/) and set "
+               "model.pretrained to its path")
+
+
 @dataclass
 class DataConfig:
     root: str = _f("data/digits", "image folder, one sub-folder per class (PNG/JPEG/BMP/GIF)")
@@ -57,6 +63,9 @@ class ModelConfig:
         "concat", "twice: call the branch per side; concat: one batch of 2B, split"
     )
     normalize: bool = _f(True, "L2-normalise embeddings (inside the exported branch)")
+    pretrained: str = _f("", "local .params file of the same gluoncv: network ('' = none)",
+                         no_true=NO_DOWNLOAD)
+    freeze: List[str] = _f([], "parameter-name prefixes not to train, e.g. [net.conv1, net.layer1]")
 
 
 @dataclass
@@ -87,6 +96,7 @@ class TrainConfig:
         "stop", "a non-finite loss or gradient: stop (exit 1) or skip the batch"
     )
     max_skipped_batches: int = _f(10, "with nonfinite: skip, stop after this many", min=0)
+    amp: bool = _f(False, "mixed precision (float16) on GPUs with MXNet AMP; refused on CPU")
 
 
 @dataclass
@@ -148,7 +158,11 @@ def _coerce(tp: Any, value: Any, meta: dict, key: str) -> Any:
             raise bad
         value = float(value)
     elif tp is str:
-        if not isinstance(value, str) or not value:
+        if value is True and meta.get("no_true"):
+            raise UserError(meta["no_true"])
+        if value is False and meta.get("no_true"):
+            return ""
+        if not isinstance(value, str) or (not value and "no_true" not in meta):
             raise bad
         return value
     if meta.get("positive") and not value > 0:

@@ -115,10 +115,12 @@ class TrainPairs:
         augment_shift: random translation in pixels, 0 for none.
         seed: the run seed; epoch e draws from a generator seeded with (seed, e), so a resumed
             run sees the same pairs as an uninterrupted one.
+        shard: (rank, workers): in distributed training every worker draws the same pairs and
+            keeps every workers-th one from its rank, pairs_per_epoch // workers in all.
     """
 
     def __init__(self, data: PairData, batch_size: int, pairs_per_epoch: int,
-                 augment_shift: int, seed: int):
+                 augment_shift: int, seed: int, shard: tuple = (0, 1)):
         self.data = data
         self.index = data.splits["train"]
         self.sampler = PairSampler(data.folder.labels[self.index], "train")
@@ -126,16 +128,19 @@ class TrainPairs:
         self.pairs_per_epoch = pairs_per_epoch
         self.shift = augment_shift
         self.seed = seed
+        self.rank, self.workers = shard
         if self.batches_per_epoch() == 0:
             raise UserError("train.pairs_per_epoch: smaller than train.batch_size, no full batch")
 
     def batches_per_epoch(self) -> int:
-        return self.pairs_per_epoch // self.batch_size
+        """The same on every worker, so no worker waits for another at the end of an epoch."""
+        return self.pairs_per_epoch // self.workers // self.batch_size
 
     def loader(self, epoch: int) -> gluon.data.DataLoader:
         """The DataLoader for one epoch: yields (x1, x2, label) NDArrays, (B, C, H, W) and (B,)."""
         rng = np.random.default_rng([self.seed, 3, epoch])
-        rows = self.sampler.sample(self.pairs_per_epoch, rng)
+        rows = self.sampler.sample(self.pairs_per_epoch, rng)[self.rank::self.workers]
+        rows = rows[:self.batches_per_epoch() * self.batch_size]
         rows[:, :2] = self.index[rows[:, :2]]
         images, mean, std, shift = self.data.images, self.data.mean, self.data.std, self.shift
 

@@ -15,11 +15,13 @@ from mxnet import autograd, gluon
 from .config import Config
 from .data import PairData, TrainPairs, prepare
 from .device import parse_device
+from .distributed import get_kvstore, rank_and_size
 from .errors import TrainingError, UserError
 from .evaluate import pair_metrics, score_rows
 from .losses import build_loss
 from .model import build_model
 from .schedule import get_schedule
+from .zoo import freeze, load_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ class Parts:
     trainer: gluon.Trainer
     train_pairs: TrainPairs
     lr_factor: Callable[[float], float]
+    step: Callable = None  # train_step, or amp_train_step with train.amp
+    step_pairs: int = 0  # pairs per step over all workers: gradients are averaged over these
 
     @property
     def blocks(self) -> Dict[str, gluon.Block]:
@@ -66,8 +70,7 @@ def build_trainer(params: list, cfg, n_devices: int) -> gluon.Trainer:
         raise UserError(f"train.optimizer: unknown {cfg.optimizer!r} "
                         f"(valid: {', '.join(OPTIMIZER_ARGS)})")
     args = {"learning_rate": cfg.lr, "wd": cfg.wd, **OPTIMIZER_ARGS[cfg.optimizer](cfg)}
-    distributed = cfg.kvstore.startswith("dist")
-    kv = cfg.kvstore if (n_devices > 1 or distributed) else None
+    kv = get_kvstore(cfg.kvstore) or (cfg.kvstore if n_devices > 1 else None)
     return gluon.Trainer(params, cfg.optimizer, args, kvstore=kv,
                          update_on_kvstore=False if kv else None)
 
@@ -83,6 +86,10 @@ def build_blocks(cfg: Config, ctxs: List[mx.Context]) -> tuple:
     x = mx.nd.zeros((2, cfg.data.channels, h, w), ctx=ctxs[0])
     e1, e2 = net(x, x)
     loss(e1, e2, mx.nd.zeros((2,), ctx=ctxs[0]))
+    if cfg.model.pretrained:
+        load_pretrained(net.branch, cfg.model.pretrained)
+    if cfg.model.freeze:
+        log.info("frozen: %d parameters", freeze(net.branch, cfg.model.freeze))
     for block in (net, loss):
         block.hybridize(static_alloc=True, static_shape=True)
     return net, loss
@@ -92,16 +99,36 @@ def build(cfg: Config, progress: bool = False) -> Parts:
     """Seed, pick devices, load data, build and initialise model, loss and trainer."""
     seed_everything(cfg.seed)
     ctxs = parse_device(cfg.device)
+    if cfg.train.amp:
+        init_amp(ctxs)
     data = prepare(cfg.data, cfg.seed, progress=progress)
     net, loss = build_blocks(cfg, ctxs)
     params = list(net.collect_params().values()) + list(loss.collect_params().values())
     trainer = build_trainer(params, cfg.train, len(ctxs))
+    if cfg.train.amp:
+        from mxnet.contrib import amp
+
+        amp.init_trainer(trainer)
+    rank, workers = rank_and_size(cfg.train.kvstore)
     train_pairs = TrainPairs(data, cfg.train.batch_size, cfg.train.pairs_per_epoch,
-                             cfg.data.augment_shift, cfg.seed)
+                             cfg.data.augment_shift, cfg.seed, shard=(rank, workers))
     lr_factor = get_schedule(cfg.train.schedule, cfg.train.epochs, cfg.train.warmup_epochs)
     log.info("devices %s; model %s (%s), %d parameters; loss %s", ctxs, cfg.model.branch,
              cfg.model.forward_mode, sum(p.data(ctxs[0]).size for p in params), cfg.loss.name)
-    return Parts(cfg, ctxs, data, net, loss, trainer, train_pairs, lr_factor)
+    step = amp_train_step if cfg.train.amp else train_step
+    return Parts(cfg, ctxs, data, net, loss, trainer, train_pairs, lr_factor, step,
+                 cfg.train.batch_size * workers)
+
+
+def init_amp(ctxs: List[mx.Context]) -> None:
+    """float16 AMP on GPUs (before the model is built); refused on CPU, where MXNet's AMP
+    (bfloat16) trained slower than float32 (MXNET_NOTES)."""
+    if any(c.device_type != "gpu" for c in ctxs):
+        raise UserError("train.amp: mixed precision needs GPUs (device: gpu...); on CPU it is "
+                        "refused because MXNet's CPU AMP trained slower than float32 here")
+    from mxnet.contrib import amp
+
+    amp.init(target_dtype="float16")
 
 
 class NonFiniteStep(TrainingError):
@@ -134,6 +161,23 @@ def train_step(net, loss_fn, trainer, ctxs, x1, x2, label, batch_size: int) -> f
         raise NonFiniteStep("non-finite gradient")
     trainer.step(batch_size)
     return float(total)
+
+
+def amp_train_step(net, loss_fn, trainer, ctxs, x1, x2, label, batch_size: int) -> float:
+    """train_step under AMP: the loss is scaled for float16 gradients, and AMP's trainer skips
+    steps whose scaled gradients overflow (so only the loss is checked here). GPU only."""
+    from mxnet.contrib import amp
+
+    shards = [gluon.utils.split_and_load(a, ctxs, even_split=False) for a in (x1, x2, label)]
+    with autograd.record():
+        losses = [loss_fn(*net(a, b), y) for a, b, y in zip(*shards)]
+        with amp.scale_loss(losses, trainer) as scaled:
+            autograd.backward(scaled)
+    total = float(sum(v.sum().asscalar() for v in losses))
+    if not math.isfinite(total):
+        raise NonFiniteStep(f"non-finite loss ({total})")
+    trainer.step(batch_size)
+    return total
 
 
 def validate(parts: Parts, split: str = "val", threshold=None) -> dict:

@@ -19,7 +19,8 @@ import mxnet as mx
 
 from . import checkpoint
 from .config import Config, to_dict, to_yaml
-from .engine import NonFiniteStep, Parts, build, train_step, validate
+from .distributed import params_digest
+from .engine import NonFiniteStep, Parts, build, validate
 from .errors import Interrupted, TrainingError, UserError
 from .export import export_run
 from .pairs import write_pairs_csv
@@ -103,8 +104,8 @@ def run_epoch(parts: Parts, state: State, stop: StopOnSignal, policy, progress: 
         parts.trainer.set_learning_rate(cfg.lr * parts.lr_factor(state.epoch + (k + 1) / n))
         policy.before(parts)
         try:
-            state.loss_sum += train_step(parts.net, parts.loss, parts.trainer, parts.ctxs,
-                                         x1, x2, y, cfg.batch_size)
+            state.loss_sum += parts.step(parts.net, parts.loss, parts.trainer, parts.ctxs,
+                                         x1, x2, y, parts.step_pairs)
         except NonFiniteStep as e:
             policy.handle(parts, state, f"epoch {state.epoch + 1}, batch {k + 1}", e)
         state.batch = k + 1
@@ -214,6 +215,7 @@ def fit(cfg: Config, run_dir: Path, progress: bool = False, resume: Optional[tup
                       parts.train_pairs.batches_per_epoch() - first)
             if stop.requested:
                 raise interrupted(stop.requested, run_dir, state)
+    log.info("final parameters sha256 %s", params_digest(parts.blocks))
     return finish(parts, run_dir, state)
 
 

@@ -74,13 +74,18 @@ BRANCHES: Dict[str, Callable[..., HybridBlock]] = {"convnet": ConvNet, "mlp": ML
 
 
 def get_branch(name: str, embedding_size: int, normalize: bool = True) -> HybridBlock:
-    """Build a registered branch.
+    """Build a registered branch, or `gluoncv:<zoo name>` from the GluonCV model zoo.
 
     Raises:
-        UserError: `model.branch` is not a registered name; the message lists the valid ones.
+        UserError: an unknown name; the message lists the valid ones.
     """
+    if name.startswith("gluoncv:"):
+        from .zoo import ZooBranch
+
+        return ZooBranch(name[len("gluoncv:"):], embedding_size, normalize=normalize)
     if name not in BRANCHES:
-        raise UserError(f"model.branch: unknown branch {name!r} (valid: {', '.join(BRANCHES)})")
+        raise UserError(f"model.branch: unknown branch {name!r} "
+                        f"(valid: {', '.join(BRANCHES)}, gluoncv:<zoo name>)")
     return BRANCHES[name](embedding_size, normalize=normalize)
 
 
