@@ -1,0 +1,233 @@
+"""python -m siamese.bench [--quick] [--out bench.json]
+
+Speed of the default `convnet` branch on this machine, against the measured matrix-multiply
+ceiling: training step (twice/concat, hybridized/imperative, 32x32 batch 128 and 105x105 batch
+32 pairs), the real fit loop on the shipped digits, inference, and peak memory. Each training
+configuration runs in its own process (so its peak resident memory is its own); every figure is
+the median of several timed windows after a warm-up, with the spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mxnet as mx
+import numpy as np
+
+from .config import Config, DataConfig, ModelConfig, TrainConfig
+from .engine import build, build_trainer, train_step
+from .evaluate import embed
+from .flops import training_flops_per_pair
+from .losses import ContrastiveLoss
+from .model import SiameseNet, get_branch
+
+SIZES = {32: 128, 105: 32}  # image side -> batch of pairs
+EMBEDDING = 64  # as configs/pairs.yaml
+
+
+def timed(fn, warmup: int, windows: int, reps: int) -> dict:
+    """Median and spread of `reps` calls per window, in calls per second (synchronised)."""
+    for _ in range(warmup):
+        fn()
+    mx.nd.waitall()
+    rates = []
+    for _ in range(windows):
+        t = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        mx.nd.waitall()
+        rates.append(reps / (time.perf_counter() - t))
+    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
+
+
+def ceiling_gflops(n: int = 2048, tries: int = 5) -> float:
+    """Best single-precision matrix-multiply rate, GFLOP/s (mx.nd.dot, n x n)."""
+    a, b = mx.nd.random.uniform(shape=(n, n)), mx.nd.random.uniform(shape=(n, n))
+    mx.nd.dot(a, b).wait_to_read()
+    best = 0.0
+    for _ in range(tries):
+        t = time.perf_counter()
+        mx.nd.dot(a, b).wait_to_read()
+        best = max(best, 2.0 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def step_config(size: int, mode: str, hybrid: bool, quick: bool) -> dict:
+    """Training-step throughput of one configuration (run in its own process)."""
+    batch = SIZES[size]
+    mx.random.seed(0)
+    net = SiameseNet(get_branch("convnet", EMBEDDING), mode)
+    net.initialize(mx.init.Xavier())
+    loss = ContrastiveLoss()
+    rng = np.random.default_rng(0)
+    x1, x2 = (mx.nd.array(rng.normal(size=(batch, 1, size, size))) for _ in range(2))
+    y = mx.nd.array(rng.integers(0, 2, batch))
+    net(x1[:2], x2[:2])
+    if hybrid:
+        net.hybridize(static_alloc=True, static_shape=True)
+        loss.hybridize(static_alloc=True, static_shape=True)
+    trainer = build_trainer(list(net.collect_params().values()), TrainConfig(), 1)
+    reps = max(2, int((6 if quick else 20) * 128 / batch / (1 if size == 32 else 6)))
+    rate = timed(lambda: train_step(net, loss, trainer, [mx.cpu()], x1, x2, y, batch),
+                 warmup=3, windows=3 if quick else 5, reps=reps)
+    flops = training_flops_per_pair(net.branch, (1, size, size))
+    return {"size": size, "batch_pairs": batch, "forward_mode": mode, "hybridized": hybrid,
+            "pairs_per_s": {k: v * batch for k, v in rate.items()},
+            "gflop_per_pair": flops / 1e9, "gflops": rate["median"] * batch * flops / 1e9,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def fit_config(quick: bool) -> dict:
+    """The real training loop on data/digits (loading, augmentation, sampling, logging)."""
+    from .fit import State, run_epoch
+    from .signals import StopOnSignal
+
+    root = Path(__file__).resolve().parents[1] / "data" / "digits"
+    cfg = Config(data=DataConfig(root=str(root), augment_shift=2),
+                 model=ModelConfig(embedding_size=EMBEDDING),
+                 train=TrainConfig(batch_size=128, pairs_per_epoch=2560 if quick else 8192,
+                                   epochs=3), device="cpu")
+    t = time.perf_counter()
+    parts = build(cfg)
+    startup = time.perf_counter() - t
+    policy = type("Keep", (), {"before": lambda *a: None, "handle": lambda *a: None})()
+    rates = []
+    with StopOnSignal() as stop:
+        for epoch in range(cfg.train.epochs):
+            state = State(epoch=epoch)
+            t = time.perf_counter()
+            run_epoch(parts, state, stop, policy, progress=False)
+            rates.append(cfg.train.pairs_per_epoch // 128 * 128 / (time.perf_counter() - t))
+    from .engine import validate
+
+    t = time.perf_counter()
+    validate(parts, "test")
+    eval_s = time.perf_counter() - t
+    fit = rates[1:]  # the first epoch warms up
+    return {"pairs_per_s": {"median": statistics.median(fit), "min": min(fit), "max": max(fit)},
+            "startup_s": startup, "eval_test_s": eval_s,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def inference(size: int, quick: bool) -> dict:
+    net = get_branch("convnet", EMBEDDING)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 1, size, size)))
+    net.hybridize(static_alloc=True, static_shape=True)
+    images = np.random.default_rng(0).integers(0, 255, (1024, size, size, 1), dtype=np.uint8)
+    n = 256 * (2 if quick or size == 105 else 4)
+    rate = timed(lambda: embed(net, images[:n], [0.5], [0.5], 256, mx.cpu()), warmup=1,
+                 windows=3, reps=1)
+    return {"size": size, "batch": 256, "images_per_s": {k: v * n for k, v in rate.items()}}
+
+
+def in_subprocess(args: list) -> dict:
+    out = subprocess.run([sys.executable, "-m", "siamese.bench", "--one", json.dumps(args)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_one(spec: list) -> dict:
+    kind, *rest = spec
+    return {"step": step_config, "fit": fit_config, "infer": inference}[kind](*rest)
+
+
+def collect(quick: bool) -> dict:
+    """Run every measurement; training configurations each in a fresh process."""
+    ceiling = ceiling_gflops()
+    steps = []
+    for size in SIZES:
+        for mode in ("concat", "twice"):
+            for hybrid in (True, False):
+                if quick and not hybrid and size == 105:
+                    continue  # the slowest configurations: full runs only
+                r = in_subprocess(["step", size, mode, hybrid, quick])
+                r["fraction_of_ceiling"] = r["gflops"] / ceiling
+                steps.append(r)
+                print(f"  step {size}x{size} {mode:6s} {'hybrid' if hybrid else 'imperative'}: "
+                      f"{r['pairs_per_s']['median']:.0f} pairs/s", file=sys.stderr)
+    fit = in_subprocess(["fit", quick])
+    pure = next(s for s in steps if s["size"] == 32 and s["forward_mode"] == "concat"
+                and s["hybridized"])
+    fit["ratio_to_step"] = fit["pairs_per_s"]["median"] / pure["pairs_per_s"]["median"]
+    infer = [inference(size, quick) for size in SIZES]
+    for r in infer:
+        flops = training_flops_per_pair(_branch(r["size"]), (1, r["size"], r["size"])) / 6
+        r["gflops"] = r["images_per_s"]["median"] * flops / 1e9
+        r["fraction_of_ceiling"] = r["gflops"] / ceiling
+    return {"machine": _machine(), "quick": quick, "ceiling_gflops": ceiling,
+            "training_step": steps, "fit": fit, "inference": infer}
+
+
+def _branch(size: int):
+    b = get_branch("convnet", EMBEDDING)
+    b.initialize()
+    b(mx.nd.zeros((1, 1, size, size)))
+    return b
+
+
+def _machine() -> dict:
+    import os
+    import platform
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": platform.processor() or platform.machine(), "cores": cores,
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "mxnet": mx.__version__,
+            "python": platform.python_version()}
+
+
+def table(r: dict) -> str:
+    c = r["ceiling_gflops"]
+    lines = [f"ceiling (mx.nd.dot 2048^2, best of 5): {c:.0f} GFLOP/s on {r['machine']['cores']} "
+             f"cores", "",
+             "training step (forward, backward, update, synchronised)",
+             f"{'size':>7} {'batch':>5} {'mode':>6} {'graph':>10} {'pairs/s':>9} "
+             f"{'spread':>13} {'GFLOP/pair':>10} {'GFLOP/s':>8} {'of ceiling':>10} {'RSS MB':>7}"]
+    for s in r["training_step"]:
+        p = s["pairs_per_s"]
+        lines.append(f"{s['size']:>4}^2 {s['batch_pairs']:>6} {s['forward_mode']:>6} "
+                     f"{'hybrid' if s['hybridized'] else 'imperative':>10} {p['median']:>9.0f} "
+                     f"{p['min']:>6.0f}-{p['max']:<6.0f} {s['gflop_per_pair']:>10.4f} "
+                     f"{s['gflops']:>8.1f} {s['fraction_of_ceiling']:>10.1%} "
+                     f"{s['peak_rss_mb']:>7.0f}")
+    f = r["fit"]
+    lines += ["", f"fit loop on data/digits (32^2, batch 128, concat, hybrid): "
+                  f"{f['pairs_per_s']['median']:.0f} pairs/s (spread {f['pairs_per_s']['min']:.0f}"
+                  f"-{f['pairs_per_s']['max']:.0f}), {f['ratio_to_step']:.0%} of the pure step; "
+                  f"start-up {f['startup_s']:.1f}s; test-set evaluation {f['eval_test_s']:.2f}s; "
+                  f"RSS {f['peak_rss_mb']:.0f} MB", "", "inference (batch 256, hybrid)"]
+    for i in r["inference"]:
+        lines.append(f"{i['size']:>4}^2: {i['images_per_s']['median']:.0f} images/s "
+                     f"({i['gflops']:.1f} GFLOP/s, {i['fraction_of_ceiling']:.1%} of ceiling)")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m siamese.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer and shorter windows (< 2 min)")
+    p.add_argument("--out", type=Path, default=Path("bench.json"))
+    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: one measurement, JSON out
+    args = p.parse_args(argv)
+    if args.one:
+        print(json.dumps(run_one(json.loads(args.one))))
+        return 0
+    start = time.perf_counter()
+    result = collect(args.quick)
+    result["seconds"] = time.perf_counter() - start
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+    print(f"\nwritten {args.out} in {result['seconds']:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
