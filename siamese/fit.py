@@ -221,6 +221,7 @@ def fit(cfg: Config, run_dir: Path, progress: bool = False, resume: Optional[tup
 
 def finish(parts: Parts, run_dir: Path, state: State) -> dict:
     """Load the best checkpoint, choose the threshold on validation, score test, export."""
+    t0 = time.perf_counter()
     checkpoint.restore(run_dir / "checkpoints" / "best.ckpt", parts.blocks)
     val = validate(parts)
     test = validate(parts, "test", threshold=val["threshold"])
@@ -231,4 +232,5 @@ def finish(parts: Parts, run_dir: Path, state: State) -> dict:
     metrics = {"val": val, "test": test, "best_epoch": state.best["epoch"],
                "train_seconds": state.train_seconds, "export_max_abs_diff": diff}
     write_json(run_dir / "metrics.json", metrics)
+    log.info("evaluation and export took %.1fs", time.perf_counter() - t0)
     return metrics
