@@ -49,3 +49,22 @@ def pair_metrics(scores: np.ndarray, labels: np.ndarray, spec: dict, threshold=N
     """verification() with the spec's direction; threshold None = choose on these pairs."""
     return verification(scores, labels, spec["higher_is_similar"], threshold)
 
+
+
+def score_pair_list(block, pairs, root, size, channels: int, mean, std, spec: dict,
+                    batch_size: int, ctx: mx.Context, progress: bool = False) -> tuple:
+    """Scores of a PairList (siamese.pairfiles) whose paths are relative to `root`.
+
+    Each unique image is decoded and embedded once. Returns (scores (n,), unique images).
+    """
+    from pathlib import Path
+
+    from .images import load_images
+
+    names = sorted(set(pairs.left) | set(pairs.right))
+    images = load_images([Path(root) / n for n in names], size, channels, progress)
+    emb = embed(block, images, mean, std, batch_size, ctx, progress)
+    index = {n: k for k, n in enumerate(names)}
+    scores = score_pairs(spec, emb[[index[p] for p in pairs.left]],
+                         emb[[index[p] for p in pairs.right]])
+    return scores, len(names)

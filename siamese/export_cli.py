@@ -17,11 +17,10 @@ from . import checkpoint
 from .cli import run, setup_logging
 from .config import from_dict
 from .errors import UserError
-from .evaluate import embed, pair_metrics
+from .evaluate import pair_metrics, score_pair_list
 from .export import TOLERANCE, export_run
 from .images import load_images
 from .pairfiles import read_pair_file
-from .scoring import score_pairs
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,24 +51,16 @@ def load_run(run_dir: Path, which: str):
 
 
 def validation_threshold(cfg, net, loss, run_dir: Path) -> tuple:
-    """(score spec with the threshold chosen on pairs/val.csv, a few test images)."""
-    root = Path(cfg.data.root)
-    images = {}
-    for split in ("val", "test"):
-        pairs = read_pair_file(run_dir / "pairs" / f"{split}.csv", root)
-        names = sorted(set(pairs.left) | set(pairs.right))
-        images[split] = (pairs, names,
-                         load_images([root / n for n in names], cfg.data.image_size,
-                                     cfg.data.channels))
-    pairs, names, imgs = images["val"]
-    emb = embed(net.branch, imgs, cfg.data.mean, cfg.data.std, cfg.train.eval_batch_size,
-                mx.cpu())
-    index = {n: k for k, n in enumerate(names)}
+    """(score spec with the threshold chosen on pairs/val.csv, 16 test images to verify with)."""
+    root, d = Path(cfg.data.root), cfg.data
     spec = loss.score_spec()
-    scores = score_pairs(spec, emb[[index[p] for p in pairs.left]],
-                         emb[[index[p] for p in pairs.right]])
-    val = pair_metrics(scores, pairs.labels, spec)
-    return dict(spec, threshold=val["threshold"]), images["test"][2][:16]
+    val = read_pair_file(run_dir / "pairs" / "val.csv", root)
+    scores, _ = score_pair_list(net.branch, val, root, d.image_size, d.channels, d.mean, d.std,
+                                spec, cfg.train.eval_batch_size, mx.cpu())
+    test = read_pair_file(run_dir / "pairs" / "test.csv", root)
+    sample = load_images([root / p for p in sorted(set(test.left))[:16]], d.image_size,
+                         d.channels)
+    return dict(spec, threshold=pair_metrics(scores, val.labels, spec)["threshold"]), sample
 
 
 def main(argv=None) -> int:

@@ -143,8 +143,10 @@ def end_epoch(parts: Parts, run_dir: Path, state: State, seconds: float, trained
     state.epoch, state.batch, state.loss_sum = state.epoch + 1, 0, 0.0
     if improved:
         state.best = {"epoch": state.epoch, "auc": val["auc"], "eer": val["eer"]}
-    save_checkpoints(parts, run_dir, state, improved)
+    # The log line first: a crash before the checkpoint only makes the resumed run cut it and
+    # redo the epoch; the other order could lose the line of an epoch the checkpoint holds.
     append_jsonl(run_dir / "log.jsonl", row)
+    save_checkpoints(parts, run_dir, state, improved)
     log.info("epoch %d/%d  loss %.4f  val auc %.4f eer %.4f acc %.4f  %.0f pairs/s  lr %.2g  "
              "%.1fs%s", state.epoch, parts.cfg.train.epochs, row["train_loss"], val["auc"],
              val["eer"], val["accuracy"], row["pairs_per_s"], row["lr"], seconds,

@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import read_yaml
 from .errors import UserError
-from .evaluate import embed
+from .evaluate import embed, score_pair_list
 from .export import META, open_export
 from .images import load_images
 from .metrics import best_threshold, eer, kfold_accuracy, tar_at_far, verification
@@ -27,6 +27,7 @@ from .pairs import scan_folder
 log = logging.getLogger(__name__)
 
 FARS = ("0.1", "0.01", "0.001")
+CHANNELS = {"L": 1, "RGB": 3}
 BATCH = 256  # the trainer's default eval_batch_size: same batches, same embeddings
 
 
@@ -42,8 +43,8 @@ class Model:
     def embed_files(self, root: Path, paths: Sequence[str], progress: bool) -> np.ndarray:
         """Embeddings (len(paths), E) of image files, decoded as model.json says."""
         pre = self.meta["preprocess"]
-        channels = {"L": 1, "RGB": 3}[pre["color"]]
-        images = load_images([root / p for p in paths], pre["resize"], channels, progress)
+        images = load_images([root / p for p in paths], pre["resize"], CHANNELS[pre["color"]],
+                             progress)
         return embed(self.block, images, pre["mean"], pre["std"], BATCH, mx.cpu(), progress)
 
 
@@ -71,14 +72,10 @@ def run_data_root(run_dir: Path) -> Path:
 def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool) -> tuple:
     """Verification figures of a pair list; returns (report, scores, labels)."""
     pairs = read_pair_file(pair_file, root)
-    names = sorted(set(pairs.left) | set(pairs.right))
-    emb = model.embed_files(root, names, progress)
-    index = {p: k for k, p in enumerate(names)}
-    from .scoring import score_pairs
-
-    spec = model.meta["score"]
-    scores = score_pairs(spec, emb[[index[p] for p in pairs.left]],
-                         emb[[index[p] for p in pairs.right]])
+    spec, pre = model.meta["score"], model.meta["preprocess"]
+    scores, n_images = score_pair_list(model.block, pairs, root, pre["resize"],
+                                       CHANNELS[pre["color"]], pre["mean"], pre["std"], spec,
+                                       BATCH, mx.cpu(), progress)
     y, higher = pairs.labels, spec["higher_is_similar"]
     base = verification(scores, y, higher, spec["threshold"])
     sign = 1.0 if higher else -1.0
@@ -89,7 +86,7 @@ def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool) -> t
         "tar_at_far": {f: tar_at_far(sign * scores, y, float(f)) for f in FARS},
         "best_accuracy": best_acc, "best_threshold": sign * best_t,
         "best_accuracy_note": "oracle: threshold chosen on the scored pairs (optimistic)",
-        "n_pairs": int(len(y)), "n_images": len(names), "pairs_file": str(pair_file),
+        "n_pairs": int(len(y)), "n_images": n_images, "pairs_file": str(pair_file),
         "pairs_format": pairs.kind,
     }
     if pairs.folds is not None:

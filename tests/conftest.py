@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import siamese  # noqa: F401  before any test imports mxnet: sets OMP_NUM_THREADS, so this
+
+# process and the runs it starts use the same thread count (results depend on it slightly)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # train.py / eval.py importable from tests
 

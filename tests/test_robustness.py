@@ -98,7 +98,7 @@ def test_kill_9_at_random_moments_leaves_a_resumable_run(tmp_path):
     run_dir = tmp_path / "run"
     rng = random.Random(0)
     proc = start_training(cfg, run_dir)
-    wait_for(run_dir / "log.jsonl")
+    wait_for(run_dir / "checkpoints" / "last.ckpt")
     proc.kill()
     proc.wait()
     for _ in range(3):

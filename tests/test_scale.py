@@ -190,10 +190,10 @@ def test_dist_kvstore_without_launcher_is_explained(tmp_path, capsys, monkeypatc
     assert "python -m siamese.launch" in capsys.readouterr().err
 
 
-def launch(tmp_path, *extra, workers=2):
+def launch(tmp_path, *extra, workers=2, **sections):
     root = make_folder(tmp_path / "img")
-    cfg = write_config(tmp_path / "c.yaml", root,
-                       train={"epochs": 2, "pairs_per_epoch": 64, "batch_size": 8})
+    cfg = write_config(tmp_path / "c.yaml", root, **{
+        "train": {"epochs": 2, "pairs_per_epoch": 64, "batch_size": 8}, **sections})
     cmd = [sys.executable, "-m", "siamese.launch", "--workers", str(workers), "--servers", "1",
            "--timeout", "90", "--log-dir", str(tmp_path / "logs"), "train.py", str(cfg),
            "--run-dir", str(tmp_path / "run"), *extra]
@@ -235,3 +235,29 @@ def test_a_dying_worker_stops_the_launcher(tmp_path):
     for pid in json.loads(pids.read_text()).values():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@pytest.mark.slow
+def test_two_workers_equal_one_process_with_the_global_batch(tmp_path):
+    """Without BatchNorm, 2 workers x 8 pairs per step train like one process with 16: the
+    same pairs (worker r takes every second one from r), gradients summed over workers."""
+    from siamese import checkpoint
+
+    sections = {"model": {"branch": "mlp", "embedding_size": 8},
+                "data": {"augment_shift": 0, "image_size": 16, "val_pairs": 40,
+                         "test_pairs": 40, "val_fraction": 0.25, "test_fraction": 0.25},
+                "train": {"epochs": 2, "pairs_per_epoch": 64, "batch_size": 8,
+                          "optimizer": "sgd", "lr": 0.05}}
+    proc = launch(tmp_path / "dist", **sections)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    single = tmp_path / "single"
+    root = tmp_path / "dist" / "img"
+    sections["train"]["batch_size"] = 16
+    cfg = write_config(tmp_path / "s.yaml", root, **sections)
+    assert train.main([str(cfg), "--run-dir", str(single)]) == 0
+    _, dist_params, _ = checkpoint.read(tmp_path / "dist" / "run" / "checkpoints" / "last.ckpt")
+    _, one_params, _ = checkpoint.read(single / "checkpoints" / "last.ckpt")
+    assert dist_params.keys() == one_params.keys()
+    for k in one_params:
+        np.testing.assert_allclose(dist_params[k], one_params[k], rtol=1e-4, atol=1e-6)
