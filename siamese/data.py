@@ -15,7 +15,7 @@ import numpy as np
 from mxnet import gluon
 
 from .errors import UserError
-from .images import load_images, to_tensor
+from .images import decode_all, to_tensor
 from .pairs import ImageFolder, PairSampler, scan_folder, split_indices
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ def prepare(cfg, seed: int, progress: bool = False) -> PairData:
     """
     folder = drop_bad_images(scan_folder(cfg.root), cfg, progress)
     images = folder.images
+    assert images is not None
     splits = split_indices(folder.labels, cfg.split, cfg.val_fraction, cfg.test_fraction, seed)
     pairs = {}
     for k, name in enumerate(("val", "test")):
@@ -70,8 +71,8 @@ def drop_bad_images(folder: ImageFolder, cfg, progress: bool) -> ImageFolder:
     """Decode every image once (a full decode: truncated files fail here, not later as black
     images). Unreadable ones are skipped with a warning each, or (`data.bad_images: error`)
     stop the run naming them. Returns the folder without them, `images` attached."""
-    images, bad = load_images([folder.root / p for p in folder.paths], cfg.image_size,
-                              cfg.channels, progress=progress, skip_bad=True)
+    images, bad = decode_all([folder.root / p for p in folder.paths], cfg.image_size,
+                             cfg.channels, progress=progress)
     if bad and cfg.bad_images == "error":
         names = ", ".join(folder.paths[i] for i, _ in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""

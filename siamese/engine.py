@@ -55,8 +55,8 @@ class Parts:
     trainer: gluon.Trainer
     train_pairs: TrainPairs
     lr_factor: Callable[[float], float]
-    step: Callable = None  # train_step, or amp_train_step with train.amp
-    step_pairs: int = 0  # pairs per step over all workers: gradients are averaged over these
+    step: Callable  # train_step, or amp_train_step with train.amp
+    step_pairs: int  # pairs per step over all workers: gradients are averaged over these
 
     @property
     def blocks(self) -> Dict[str, gluon.Block]:

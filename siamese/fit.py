@@ -183,7 +183,8 @@ def start(parts: Parts, run_dir: Path, resume: Optional[tuple]) -> State:
     return state
 
 
-def interrupted(signum: int, run_dir: Path, state: State) -> Interrupted:
+def interrupted(signum: Optional[int], run_dir: Path, state: State) -> Interrupted:
+    signum = signum or signal.SIGINT
     name = signal.Signals(signum).name
     return Interrupted(signum, f"{name}: stopped at epoch {state.epoch + 1}, batch "
                                f"{state.batch}; checkpoint written. Resume with: python "

@@ -48,18 +48,12 @@ def load_image(path: str | Path, size: Sequence[int], channels: int) -> np.ndarr
     return arr.reshape(arr.shape[0], arr.shape[1], channels)
 
 
-def load_images(
-    paths: Sequence[str | Path], size: Sequence[int], channels: int, progress: bool = False,
-    skip_bad: bool = False,
-) -> np.ndarray | tuple[np.ndarray, list]:
-    """Decode many files into one uint8 array (N, H, W, C); threads overlap the decoding.
+def decode_all(paths: Sequence[str | Path], size: Sequence[int], channels: int,
+               progress: bool = False) -> tuple[np.ndarray, list]:
+    """Decode many files, collecting the unreadable ones; threads overlap the decoding.
 
-    Args:
-        skip_bad: collect unreadable files instead of raising at the first one.
     Returns:
-        The array; with `skip_bad`, (array of the good files in order, [(index, message)]).
-    Raises:
-        UserError: (without `skip_bad`) the first unreadable file, named.
+        (uint8 array (N_good, H, W, C) of the readable files in order, [(index, message)]).
     """
     out = np.empty((len(paths), int(size[0]), int(size[1]), channels), dtype=np.uint8)
     bad: list = []
@@ -68,8 +62,6 @@ def load_images(
         try:
             out[i] = load_image(paths[i], size, channels)
         except UserError as e:
-            if not skip_bad:
-                raise
             bad.append((i, str(e)))
 
     if len(paths):
@@ -81,11 +73,23 @@ def load_images(
                 jobs = tqdm(jobs, total=len(paths), desc="decode", unit="img", leave=False)
             for _ in jobs:
                 pass
-    if not skip_bad:
-        return out
     bad.sort()
-    keep = np.setdiff1d(np.arange(len(paths)), [i for i, _ in bad])
-    return out[keep], bad
+    if not bad:
+        return out, bad
+    return out[np.setdiff1d(np.arange(len(paths)), [i for i, _ in bad])], bad
+
+
+def load_images(paths: Sequence[str | Path], size: Sequence[int], channels: int,
+                progress: bool = False) -> np.ndarray:
+    """Decode many files into one uint8 array (N, H, W, C).
+
+    Raises:
+        UserError: the first unreadable file, named.
+    """
+    images, bad = decode_all(paths, size, channels, progress)
+    if bad:
+        raise UserError(bad[0][1])
+    return images
 
 
 def to_tensor(batch: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
