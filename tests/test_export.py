@@ -148,3 +148,40 @@ def test_unreadable_image_is_refused(exported, tmp_path, capsys):
     bad.write_bytes(b"not an image")
     assert predict_cli.main([str(out), str(bad), str(root / "class0" / "000.png")]) == 2
     assert "bad.png: cannot read image" in capsys.readouterr().err
+
+
+def test_checkpoint_whose_config_builds_another_model_is_refused(trained_run, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run[0], run_dir)
+    path = run_dir / "checkpoints" / "best.ckpt"
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["meta"].tobytes())
+    meta["config"]["model"]["embedding_size"] = 4  # the weights were trained with 8
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    assert export_main([str(run_dir), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert "best.ckpt" in err and "shape" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "e").exists()
+
+
+def test_logistic_head_export_predicts_with_its_probability(tmp_path, capsys):
+    from conftest import make_folder, write_config
+
+    import train
+
+    root = make_folder(tmp_path / "img")
+    cfg = write_config(tmp_path / "c.yaml", root, loss={"name": "logistic"},
+                       train={"lr": 0.01, "epochs": 3})
+    assert train.main([str(cfg), "--run-dir", str(tmp_path / "r")]) == 0
+    export = tmp_path / "r" / "export"
+    meta = read_meta(export)
+    assert meta["score"]["name"] == "logistic" and len(meta["score"]["weights"]) == 8
+    a, b = root / "class2" / "000.png", root / "class2" / "001.png"
+    capsys.readouterr()
+    assert predict_cli.main([str(export), str(a), str(b), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert 0.0 < r["score"] < 1.0 and r["score_kind"] == "probability same"
+    assert r["same"] == (r["score"] >= meta["score"]["threshold"])
