@@ -90,7 +90,9 @@ class TrainConfig:
     schedule: str = _f("cosine", "learning-rate schedule: constant | cosine | step")
     warmup_epochs: float = _f(0.0, "linear warm-up from 0 to lr over this many epochs", min=0.0)
     eval_batch_size: int = _f(256, "images per embedding batch in evaluation", min=1)
-    kvstore: str = _f("device", "gradient aggregation over devices: device | local | dist_sync")
+    kvstore: Literal["device", "local", "dist_sync", "dist_device_sync"] = _f(
+        "device", "gradients summed over devices (device | local) or machines (dist_*)"
+    )
     keep_checkpoints: int = _f(3, "per-epoch checkpoints kept besides last and best", min=1)
     nonfinite: Literal["stop", "skip"] = _f(
         "stop", "a non-finite loss or gradient: stop (exit 1) or skip the batch"
