@@ -102,11 +102,18 @@ class TrainConfig:
 
 
 @dataclass
+class ExportConfig:
+    onnx: bool = _f(False, "also write export/branch.onnx at the end of training (.[onnx] extra)")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "images and pairs"})
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "the network"})
     loss: LossConfig = field(default_factory=LossConfig, metadata={"help": "training objective"})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "optimisation"})
+    export: ExportConfig = field(default_factory=ExportConfig,
+                                 metadata={"help": "the deployment artefact"})
     device: str = _f("auto", "auto (all GPUs, else CPU) | cpu | gpu | gpu:0,1 | cpu:0,1")
     seed: int = _f(0, "seeds Python, numpy and mxnet, the splits and the pair sampling")
 

@@ -202,6 +202,10 @@ def fit(cfg: Config, run_dir: Path, progress: bool = False, resume: Optional[tup
         Interrupted: SIGINT/SIGTERM, after a checkpoint was written.
         TrainingError: a non-finite step (the last checkpoint is kept).
     """
+    if cfg.export.onnx:
+        from .onnx_export import require_onnx
+
+        require_onnx()  # before hours of training, not after
     write_text(run_dir / "config.yaml", to_yaml(cfg))
     parts = build(cfg, progress)
     state = start(parts, run_dir, resume)
@@ -231,7 +235,7 @@ def finish(parts: Parts, run_dir: Path, state: State) -> dict:
     spec = dict(parts.loss.score_spec(), threshold=val["threshold"])
     sample = parts.data.images[parts.data.splits["test"][:16]]
     diff = export_run(parts.net.branch, spec, parts.cfg.data, parts.cfg.model, sample,
-                      run_dir / "export", parts.ctxs[0])
+                      run_dir / "export", parts.ctxs[0], onnx=parts.cfg.export.onnx)
     metrics = {"val": val, "test": test, "best_epoch": state.best["epoch"],
                "train_seconds": state.train_seconds, "export_max_abs_diff": diff}
     write_json(run_dir / "metrics.json", metrics)

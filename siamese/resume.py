@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 # Keys a resumed run may change: they alter how long or how fast it trains, not what it is.
 SAFE_KEYS = ("train.epochs", "train.lr", "train.eval_batch_size", "train.keep_checkpoints",
-             "train.nonfinite", "train.max_skipped_batches")
+             "train.nonfinite", "train.max_skipped_batches", "export.onnx")
 
 
 def candidates(run_dir: Path) -> List[Path]:

@@ -185,3 +185,17 @@ def test_logistic_head_export_predicts_with_its_probability(tmp_path, capsys):
     r = json.loads(capsys.readouterr().out)
     assert 0.0 < r["score"] < 1.0 and r["score_kind"] == "probability same"
     assert r["same"] == (r["score"] >= meta["score"]["threshold"])
+
+
+def test_training_can_export_onnx_at_the_end(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from conftest import make_folder, write_config
+
+    import train
+
+    root = make_folder(tmp_path / "img")
+    cfg = write_config(tmp_path / "c.yaml", root, export={"onnx": True}, train={"epochs": 1})
+    assert train.main([str(cfg), "--run-dir", str(tmp_path / "r")]) == 0
+    meta = read_meta(tmp_path / "r" / "export")
+    assert meta["files"]["onnx"] == "branch.onnx"
+    assert meta["verified"]["max_abs_diff"]["onnx"] <= meta["verified"]["tolerance"]
