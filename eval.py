@@ -3,6 +3,8 @@
     python eval.py RUN_DIR                                  # the run's own test pairs
     python eval.py RUN_DIR_OR_EXPORT_DIR --pairs FILE --root DIR [--out report.json]
     python eval.py RUN_DIR_OR_EXPORT_DIR --n-way 5,20 --root DIR [--episodes 1000] [--shots 1]
+    python eval.py RUN_DIR --far 0.01,0.001      # thresholds for target false accept rates,
+                                                 # chosen on the run's validation pairs
 
 The model, its preprocessing, distance and threshold come from the export's model.json.
 """
@@ -24,6 +26,17 @@ def _ways(text: str) -> list:
     return ways
 
 
+def _fars(text: str) -> list:
+    try:
+        fars = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected rates like 0.01,0.001, got {text!r}") \
+            from None
+    if not fars or not all(0.0 < f < 1.0 for f in fars):
+        raise argparse.ArgumentTypeError(f"each rate must be in (0, 1), got {text!r}")
+    return fars
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,6 +50,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--shots", type=int, default=1, help="K support images per class")
     p.add_argument("--episodes", type=int, default=1000, help="episodes per N")
     p.add_argument("--seed", type=int, default=0, help="seed of the episodes")
+    p.add_argument("--classes", choices=("all", "unseen"), default="all",
+                   help="--n-way on all class folders, or only on classes the run never "
+                        "trained on (data.split: class)")
+    p.add_argument("--far", type=_fars, default=[], metavar="RATE[,RATE...]",
+                   help="report the threshold reaching each target false accept rate on the "
+                        "validation pairs, and the TAR/FAR it gives on the scored pairs")
+    p.add_argument("--val-pairs", type=Path, help="validation pair list for --far (default: "
+                                                  "the run's pairs/val.csv)")
     return p.parse_args(argv)
 
 
@@ -53,7 +74,8 @@ def main(argv=None) -> int:
 
         report, plot, model = evaluate(args.target, args.pairs, args.root, args.n_way,
                                        args.shots, args.episodes, args.seed,
-                                       progress=sys.stderr.isatty())
+                                       progress=sys.stderr.isatty(), fars=args.far,
+                                       val_pairs=args.val_pairs, classes=args.classes)
         out = args.out or args.target / "eval.json"
         write_outputs(report, plot, model, out)
         print(format_table(report))

@@ -39,9 +39,11 @@ def resume_plan(args) -> tuple:
     path, meta = newest_checkpoint(run_dir)
     given = load_config(args.config) if args.config else None
     cfg = resume_config(meta["config"], args.set, given)
-    if meta["epoch"] >= cfg.train.epochs and (run_dir / "metrics.json").exists():
-        raise UserError(f"{run_dir}: already finished {meta['epoch']} epochs; pass "
-                        f"--set train.epochs=N with a larger N to train further")
+    done = meta["epoch"] >= cfg.train.epochs or meta["state"].get("stopped_early")
+    if done and (run_dir / "metrics.json").exists():
+        raise UserError(f"{run_dir}: already finished {meta['epoch']} epochs"
+                        f"{' (stopped early)' if meta['state'].get('stopped_early') else ''}; "
+                        f"pass --set train.epochs=N with a larger N to train further")
     return cfg, run_dir, (path, meta)
 
 
@@ -93,10 +95,11 @@ def main(argv=None) -> int:
                 shutil.rmtree(run_dir, ignore_errors=True)
         v, t = m["val"], m["test"]
         print(f"run: {run_dir}")
-        print(f"best epoch {m['best_epoch']}; threshold {v['threshold']:.4f} (chosen on "
-              f"{v['n_pairs']} validation pairs)")
+        early = f", stopped early after {m['epochs_trained']}" if m["stopped_early"] else ""
+        print(f"best epoch {m['best_epoch']}{early}; threshold {v['threshold']:.4f} "
+              f"({v['threshold_rule']}, chosen on {v['n_pairs']} validation pairs)")
         print(f"test: auc {t['auc']:.4f}  eer {t['eer']:.4f}  accuracy {t['accuracy']:.4f}  "
-              f"({t['n_pairs']} pairs)")
+              f"tar {t['tar']:.4f} far {t['far']:.4f}  ({t['n_pairs']} pairs)")
         print(f"export: {run_dir / 'export'}  ({time.perf_counter() - start:.0f}s in all)")
         return 0
 

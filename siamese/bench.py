@@ -75,7 +75,7 @@ def step_config(size: int, mode: str, hybrid: bool, quick: bool) -> dict:
         loss.hybridize(static_alloc=True, static_shape=True)
     trainer = build_trainer(list(net.collect_params().values()), TrainConfig(), 1)
     reps = max(2, int((6 if quick else 20) * 128 / batch / (1 if size == 32 else 6)))
-    rate = timed(lambda: train_step(net, loss, trainer, [mx.cpu()], x1, x2, y, batch),
+    rate = timed(lambda: train_step(net, loss, trainer, [mx.cpu()], (x1, x2, y), batch),
                  warmup=3, windows=3 if quick else 5, reps=reps)
     flops = training_flops_per_pair(net.branch, (1, size, size))
     return {"size": size, "batch_pairs": batch, "forward_mode": mode, "hybridized": hybrid,

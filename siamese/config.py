@@ -51,6 +51,12 @@ class DataConfig:
     bad_images: Literal["skip", "error"] = _f(
         "skip", "unreadable images: skip (a warning each) or error (stop, naming them)"
     )
+    sampler: Literal["pairs", "pk"] = _f(
+        "pairs", "pairs: random pairs (triplets for loss.name: triplet); pk: batches of "
+        "classes_per_batch classes x images_per_class images (triplet mining)"
+    )
+    classes_per_batch: int = _f(8, "data.sampler: pk: classes per batch (P)", min=2)
+    images_per_class: int = _f(4, "data.sampler: pk: images per class in a batch (K)", min=2)
     val_pairs: int = _f(2000, "validation pairs, half same and half different", min=2)
     test_pairs: int = _f(2000, "test pairs, half same and half different", min=2)
 
@@ -63,6 +69,10 @@ class ModelConfig:
         "concat", "twice: call the branch per side; concat: one batch of 2B, split"
     )
     normalize: bool = _f(True, "L2-normalise embeddings (inside the exported branch)")
+    distance: Literal["euclidean", "cosine"] = _f(
+        "euclidean", "distance between embeddings (lower = more similar): euclidean | cosine "
+        "(1 - cos); used by contrastive and triplet losses, evaluation and the export"
+    )
     pretrained: str = _f("", "local .params file of the same gluoncv: network ('' = none)",
                          no_true=NO_DOWNLOAD)
     freeze: List[str] = _f([], "parameter-name prefixes not to train, e.g. [net.conv1, net.layer1]")
@@ -70,25 +80,31 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    name: str = _f("contrastive", "loss from the registry: contrastive | logistic")
-    margin: float = _f(1.0, "contrastive: different pairs are pushed beyond this distance",
+    name: str = _f("contrastive", "loss from the registry: contrastive | logistic | triplet")
+    margin: float = _f(1.0, "contrastive: different pairs are pushed beyond this distance; "
+                       "triplet: d(anchor, negative) must exceed d(anchor, positive) by this",
                        positive=True)
-    distance: Literal["euclidean", "cosine"] = _f(
-        "euclidean", "contrastive: distance between embeddings (lower = more similar)"
+    mining: Literal["none", "semi_hard", "hard"] = _f(
+        "none", "triplet with data.sampler: pk: none (every triplet of the batch), semi_hard "
+        "(closest negative farther than the positive), hard (closest negative)"
     )
 
 
 @dataclass
 class TrainConfig:
     epochs: int = _f(10, "passes over freshly drawn training pairs", min=1)
-    batch_size: int = _f(128, "pairs per step, over all devices", min=1)
-    pairs_per_epoch: int = _f(20000, "training pairs drawn afresh each epoch (half same)", min=1)
+    batch_size: int = _f(128, "pairs (triplets) per step, over all devices; with data.sampler: "
+                         "pk a batch is classes_per_batch x images_per_class images", min=1)
+    pairs_per_epoch: int = _f(20000, "training pairs (triplets; images with data.sampler: pk) "
+                              "drawn afresh each epoch", min=1)
     lr: float = _f(0.001, "peak learning rate", positive=True)
     optimizer: str = _f("adam", "optimizer: adam | sgd | nag | rmsprop | adagrad")
     momentum: float = _f(0.9, "sgd/nag momentum", min=0.0, max=1.0)
     wd: float = _f(0.0, "weight decay", min=0.0)
     schedule: str = _f("cosine", "learning-rate schedule: constant | cosine | step")
     warmup_epochs: float = _f(0.0, "linear warm-up from 0 to lr over this many epochs", min=0.0)
+    patience: int = _f(0, "early stopping: stop after this many epochs without a better "
+                       "validation AUC (0 = never)", min=0)
     eval_batch_size: int = _f(256, "images per embedding batch in evaluation", min=1)
     kvstore: Literal["device", "local", "dist_sync", "dist_device_sync"] = _f(
         "device", "gradients summed over devices (device | local) or machines (dist_*)"
@@ -102,6 +118,13 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    threshold: str = _f("accuracy", "the threshold stored in the export, chosen on validation "
+                        "pairs: accuracy (most pairs right) | far:0.001 (false accept rate at "
+                        "most 0.001)")
+
+
+@dataclass
 class ExportConfig:
     onnx: bool = _f(False, "also write export/branch.onnx at the end of training (.[onnx] extra)")
 
@@ -112,6 +135,8 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "the network"})
     loss: LossConfig = field(default_factory=LossConfig, metadata={"help": "training objective"})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "optimisation"})
+    eval: EvalConfig = field(default_factory=EvalConfig,
+                             metadata={"help": "the decision threshold"})
     export: ExportConfig = field(default_factory=ExportConfig,
                                  metadata={"help": "the deployment artefact"})
     device: str = _f("auto", "auto (all GPUs, else CPU) | cpu | gpu | gpu:0,1 | cpu:0,1")
@@ -205,9 +230,30 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     return cls(**values)
 
 
+def parse_threshold_rule(text: str) -> tuple:
+    """`accuracy` -> ("accuracy", None); `far:0.001` -> ("far", 0.001). UserError otherwise."""
+    if text == "accuracy":
+        return "accuracy", None
+    if text.startswith("far:"):
+        try:
+            far = float(text[4:])
+        except ValueError:
+            far = -1.0
+        if 0.0 < far < 1.0:
+            return "far", far
+    raise UserError(f"eval.threshold: expected accuracy or far:<rate in (0, 1)> such as "
+                    f"far:0.001, got {text!r}")
+
+
 def _check(cfg: Config) -> None:
     """Rules that involve more than one field."""
-    d = cfg.data
+    parse_threshold_rule(cfg.eval.threshold)
+    loss, d = cfg.loss, cfg.data
+    if loss.mining != "none" and d.sampler != "pk":
+        raise UserError(f"loss.mining: {loss.mining} mines inside P x K batches; set "
+                        f"data.sampler: pk (with loss.name: triplet)")
+    if d.sampler == "pk" and loss.name != "triplet":
+        raise UserError(f"data.sampler: pk batches are for loss.name: triplet, not {loss.name}")
     if d.val_fraction + d.test_fraction >= 1.0:
         raise UserError("data.test_fraction: val_fraction + test_fraction must be below 1")
     for key in ("mean", "std"):
@@ -215,9 +261,20 @@ def _check(cfg: Config) -> None:
             raise UserError(f"data.{key}: needs 1 or {d.channels} values (data.channels)")
 
 
+def _migrate(raw: Any) -> Any:
+    """Configs saved before `loss.distance` became `model.distance` still load."""
+    if isinstance(raw, dict) and isinstance(raw.get("loss"), dict) and \
+            "distance" in raw["loss"]:
+        raw = dict(raw, loss=dict(raw["loss"]))
+        distance = raw["loss"].pop("distance")
+        model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+        raw["model"] = {"distance": distance, **model}
+    return raw
+
+
 def from_dict(raw: Any) -> Config:
     """Build and validate a Config from a plain mapping (as read from YAML)."""
-    cfg = _build(Config, raw, "")
+    cfg = _build(Config, _migrate(raw), "")
     _check(cfg)
     return cfg
 

@@ -116,9 +116,15 @@ class TrainPairs:
         augment_shift: random translation in pixels, 0 for none.
         seed: the run seed; epoch e draws from a generator seeded with (seed, e), so a resumed
             run sees the same pairs as an uninterrupted one.
-        shard: (rank, workers): in distributed training every worker draws the same pairs and
-            keeps every workers-th one from its rank, pairs_per_epoch // workers in all.
+        shard: (rank, workers): in distributed training every worker draws the same examples
+            and keeps every workers-th one from its rank, pairs_per_epoch // workers in all.
+
+    A batch is a tuple of NDArrays: `n_inputs` image arrays (B, C, H, W), then the targets
+    (here the labels (B,), 1 = same).
     """
+
+    n_inputs = 2
+    unit = "pairs"
 
     def __init__(self, data: PairData, batch_size: int, pairs_per_epoch: int,
                  augment_shift: int, seed: int, shard: tuple = (0, 1)):
@@ -131,28 +137,110 @@ class TrainPairs:
         self.seed = seed
         self.rank, self.workers = shard
         if self.batches_per_epoch() == 0:
-            raise UserError("train.pairs_per_epoch: smaller than train.batch_size, no full batch")
+            raise UserError(f"train.pairs_per_epoch: smaller than one batch of "
+                            f"{self.batch_size} {self.unit}, no full batch")
 
     def batches_per_epoch(self) -> int:
         """The same on every worker, so no worker waits for another at the end of an epoch."""
         return self.pairs_per_epoch // self.workers // self.batch_size
 
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n examples: rows of training-split indices, the last column the label."""
+        return self.sampler.sample(n, rng)
+
+    def columns(self, rows: np.ndarray) -> tuple:
+        """(image index columns (B, n_inputs) into the split, targets as numpy arrays)."""
+        return rows[:, :2], [rows[:, 2].astype(np.float32)]
+
     def loader(self, epoch: int) -> gluon.data.DataLoader:
-        """The DataLoader for one epoch: yields (x1, x2, label) NDArrays, (B, C, H, W) and (B,)."""
+        """The DataLoader for one epoch: yields tuples of NDArrays (images..., targets...)."""
         rng = np.random.default_rng([self.seed, 3, epoch])
-        rows = self.sampler.sample(self.pairs_per_epoch, rng)[self.rank::self.workers]
+        rows = self.draw(self.pairs_per_epoch, rng)[self.rank::self.workers]
         rows = rows[:self.batches_per_epoch() * self.batch_size]
-        rows[:, :2] = self.index[rows[:, :2]]
         images, mean, std, shift = self.data.images, self.data.mean, self.data.std, self.shift
+        index, k = self.index, self.n_inputs
 
         def batchify(samples: list) -> tuple:
-            b = np.asarray(samples)  # (B, 3): i, j, label
-            both = images[np.concatenate([b[:, 0], b[:, 1]])]  # (2B, H, W, C) uint8
-            x = to_tensor(random_shift(both, shift, rng), mean, std)
-            n = len(b)
-            return mx.nd.array(x[:n]), mx.nd.array(x[n:]), mx.nd.array(b[:, 2], dtype="float32")
+            cols, targets = self.columns(np.asarray(samples))
+            n = len(cols)
+            sides = index[cols.T.reshape(-1)]  # (k * B,): side 1 of every example, side 2, ...
+            x = to_tensor(random_shift(images[sides], shift, rng), mean, std)
+            return tuple([mx.nd.array(x[i * n:(i + 1) * n]) for i in range(k)]
+                         + [mx.nd.array(t, dtype="float32") for t in targets])
 
         return gluon.data.DataLoader(
             gluon.data.ArrayDataset(rows), batch_size=self.batch_size, shuffle=False,
             last_batch="discard", batchify_fn=batchify,
         )
+
+
+class TrainTriplets(TrainPairs):
+    """Random triplets (anchor, positive, negative) for `loss.name: triplet`; no targets."""
+
+    n_inputs = 3
+    unit = "triplets"
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.sampler.triplets(n, rng)
+
+    def columns(self, rows: np.ndarray) -> tuple:
+        return rows, []
+
+
+class TrainPK(TrainPairs):
+    """Batches of P classes x K images for mined triplets: (images, class labels, image ids).
+
+    One batch is one example row of P * K image indices. Classes with fewer than K training
+    images repeat some of them (the loss never pairs an image with itself); classes with one
+    image are left out; both are reported.
+    """
+
+    n_inputs = 1
+    unit = "images"
+
+    def __init__(self, data: PairData, p: int, k: int, images_per_epoch: int,
+                 augment_shift: int, seed: int, shard: tuple = (0, 1)):
+        self.p, self.k = p, k
+        super().__init__(data, p * k, images_per_epoch, augment_shift, seed, shard)
+        count = self.sampler.count
+        usable = int((count >= 2).sum())
+        if usable < p:
+            raise UserError(f"data.classes_per_batch: {p} classes per batch, but the training "
+                            f"split has {usable} class(es) with 2 or more images")
+        short = int(((count >= 2) & (count < k)).sum())
+        if short:
+            log.warning("data.images_per_class: %d of %d training classes have fewer than "
+                        "K=%d images; their batches repeat images (never as their own "
+                        "positive)", short, len(count), k)
+        if usable < len(count):
+            log.warning("%d training class(es) with a single image are left out of P x K "
+                        "batches", len(count) - usable)
+
+    def batches_per_epoch(self) -> int:
+        return self.pairs_per_epoch // self.workers // self.batch_size
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        batches = max(n // self.batch_size, 1)
+        return np.stack([self.sampler.pk_batch(self.p, self.k, rng) for _ in range(batches)])
+
+    def loader(self, epoch: int):
+        """Yields (x (PK, C, H, W), labels (PK,), ids (PK,)) NDArrays, one per batch."""
+        rng = np.random.default_rng([self.seed, 3, epoch])
+        rows = self.draw(self.pairs_per_epoch, rng)[self.rank::self.workers]
+        rows = rows[:self.batches_per_epoch()]
+        images, mean, std, shift = self.data.images, self.data.mean, self.data.std, self.shift
+        labels = self.sampler.labels
+        for row in rows:
+            x = to_tensor(random_shift(images[self.index[row]], shift, rng), mean, std)
+            yield (mx.nd.array(x), mx.nd.array(labels[row], dtype="float32"),
+                   mx.nd.array(row, dtype="float32"))
+
+
+def train_source(cfg, data: PairData, shard: tuple = (0, 1)) -> TrainPairs:
+    """The training batches the config asks for: pairs, triplets or P x K batches."""
+    t, d = cfg.train, cfg.data
+    if d.sampler == "pk":
+        return TrainPK(data, d.classes_per_batch, d.images_per_class, t.pairs_per_epoch,
+                       d.augment_shift, cfg.seed, shard)
+    kind = TrainTriplets if cfg.loss.name == "triplet" else TrainPairs
+    return kind(data, t.batch_size, t.pairs_per_epoch, d.augment_shift, cfg.seed, shard)

@@ -13,12 +13,13 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from .config import Config
-from .data import PairData, TrainPairs, prepare
+from .data import PairData, TrainPairs, prepare, train_source
 from .device import parse_device
 from .distributed import get_kvstore, rank_and_size
 from .errors import TrainingError, UserError
-from .evaluate import pair_metrics, score_rows
+from .evaluate import choose_threshold, pair_metrics, score_rows
 from .losses import build_loss
+from .metrics import rates_at
 from .model import build_model
 from .schedule import get_schedule
 from .zoo import freeze, load_pretrained
@@ -53,10 +54,10 @@ class Parts:
     net: gluon.HybridBlock
     loss: gluon.HybridBlock
     trainer: gluon.Trainer
-    train_pairs: TrainPairs
+    train_pairs: TrainPairs  # or TrainTriplets / TrainPK: the training batches
     lr_factor: Callable[[float], float]
     step: Callable  # train_step, or amp_train_step with train.amp
-    step_pairs: int  # pairs per step over all workers: gradients are averaged over these
+    step_pairs: int  # examples per step over all workers: gradients are averaged over these
 
     @property
     def blocks(self) -> Dict[str, gluon.Block]:
@@ -107,14 +108,13 @@ class WorkerSumTrainer(gluon.Trainer):
 def build_blocks(cfg: Config, ctxs: List[mx.Context]) -> tuple:
     """SiameseNet and loss block, initialised on `ctxs` and hybridized."""
     net = build_model(cfg.model)
-    loss = build_loss(cfg.loss)
+    loss = build_loss(cfg)
     net.initialize(mx.init.Xavier(magnitude=2.0), ctx=ctxs)
     loss.initialize(mx.init.Xavier(), ctx=ctxs)
     # One imperative pass fixes deferred shapes before hybridizing.
     h, w = cfg.data.image_size
     x = mx.nd.zeros((2, cfg.data.channels, h, w), ctx=ctxs[0])
-    e1, e2 = net(x, x)
-    loss(e1, e2, mx.nd.zeros((2,), ctx=ctxs[0]))
+    loss(*net(*[x] * loss.n_inputs), *loss.example_targets(2, ctxs[0]))
     if cfg.model.pretrained:
         load_pretrained(net.branch, cfg.model.pretrained)
     if cfg.model.freeze:
@@ -139,14 +139,15 @@ def build(cfg: Config, progress: bool = False) -> Parts:
 
         amp.init_trainer(trainer)
     rank, workers = rank_and_size(cfg.train.kvstore)
-    train_pairs = TrainPairs(data, cfg.train.batch_size, cfg.train.pairs_per_epoch,
-                             cfg.data.augment_shift, cfg.seed, shard=(rank, workers))
+    train_pairs = train_source(cfg, data, shard=(rank, workers))
     lr_factor = get_schedule(cfg.train.schedule, cfg.train.epochs, cfg.train.warmup_epochs)
-    log.info("devices %s; model %s (%s), %d parameters; loss %s", ctxs, cfg.model.branch,
-             cfg.model.forward_mode, sum(p.data(ctxs[0]).size for p in params), cfg.loss.name)
+    log.info("devices %s; model %s (%s), %d parameters; loss %s%s; batches of %d %s", ctxs,
+             cfg.model.branch, cfg.model.forward_mode, sum(p.data(ctxs[0]).size for p in params),
+             cfg.loss.name, f" ({cfg.loss.mining} mining)" if cfg.data.sampler == "pk" else "",
+             train_pairs.batch_size, train_pairs.unit)
     step = amp_train_step if cfg.train.amp else train_step
     return Parts(cfg, ctxs, data, net, loss, trainer, train_pairs, lr_factor, step,
-                 cfg.train.batch_size * workers)
+                 train_pairs.batch_size * workers)
 
 
 def init_amp(ctxs: List[mx.Context]) -> None:
@@ -164,19 +165,31 @@ class NonFiniteStep(TrainingError):
     """The loss or a gradient of this batch is NaN or infinite; the step was not applied."""
 
 
-def train_step(net, loss_fn, trainer, ctxs, x1, x2, label, batch_size: int) -> float:
-    """One step on a batch of pairs split over devices; returns the summed loss.
+def _losses(net, loss_fn, ctxs, batch) -> list:
+    """Per-device loss vectors of a batch (images..., targets...), recorded for autograd."""
+    shards = [gluon.utils.split_and_load(a, ctxs, even_split=False) for a in batch]
+    k = loss_fn.n_inputs
+    out = []
+    for arrays in zip(*shards):
+        emb = net(*arrays[:k])
+        emb = emb if isinstance(emb, (list, tuple)) else (emb,)
+        out.append(loss_fn(*emb, *arrays[k:]))
+    return out
 
-    Each device gets whole pairs (both images). The loss is per pair and `trainer.step`
-    divides by the number of pairs, so `twice` and `concat` get the same learning rate.
+
+def train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int) -> float:
+    """One step on a batch split over devices; returns the summed loss.
+
+    `batch` holds `loss_fn.n_inputs` image arrays, then the targets. Each device gets whole
+    examples (every side of a pair or triplet). The loss is per example and `trainer.step`
+    divides by the number of examples, so `twice` and `concat` get the same learning rate.
 
     Raises:
         NonFiniteStep: the loss or a gradient is not finite; the update was not applied
             (MXNet would apply NaN updates silently).
     """
-    shards = [gluon.utils.split_and_load(a, ctxs, even_split=False) for a in (x1, x2, label)]
     with autograd.record():
-        losses = [loss_fn(*net(a, b), y) for a, b, y in zip(*shards)]
+        losses = _losses(net, loss_fn, ctxs, batch)
     autograd.backward(losses)
     trained = [p for p in trainer._params if p.grad_req != "null"]
     # One sync for both checks: a NaN or inf anywhere makes its sum non-finite.
@@ -192,14 +205,13 @@ def train_step(net, loss_fn, trainer, ctxs, x1, x2, label, batch_size: int) -> f
     return float(total)
 
 
-def amp_train_step(net, loss_fn, trainer, ctxs, x1, x2, label, batch_size: int) -> float:
+def amp_train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int) -> float:
     """train_step under AMP: the loss is scaled for float16 gradients, and AMP's trainer skips
     steps whose scaled gradients overflow (so only the loss is checked here). GPU only."""
     from mxnet.contrib import amp
 
-    shards = [gluon.utils.split_and_load(a, ctxs, even_split=False) for a in (x1, x2, label)]
     with autograd.record():
-        losses = [loss_fn(*net(a, b), y) for a, b, y in zip(*shards)]
+        losses = _losses(net, loss_fn, ctxs, batch)
         with amp.scale_loss(losses, trainer) as scaled:
             autograd.backward(scaled)
     total = float(sum(v.sum().asscalar() for v in losses))
@@ -209,10 +221,32 @@ def amp_train_step(net, loss_fn, trainer, ctxs, x1, x2, label, batch_size: int) 
     return total
 
 
+def split_scores(parts: Parts, split: str) -> tuple:
+    """(scores, labels) of the model on the fixed `val` or `test` pairs."""
+    rows = parts.data.pairs[split]
+    scores = score_rows(parts.net.branch, parts.data.images, rows, parts.loss.score_spec(),
+                        parts.data.mean, parts.data.std, parts.cfg.train.eval_batch_size,
+                        parts.ctxs[0])
+    return scores, rows[:, 2]
+
+
 def validate(parts: Parts, split: str = "val", threshold=None) -> dict:
     """Verification metrics of the model on a fixed pair set (threshold None: chosen here)."""
-    rows = parts.data.pairs[split]
+    scores, labels = split_scores(parts, split)
+    return pair_metrics(scores, labels, parts.loss.score_spec(), threshold)
+
+
+def validate_and_test(parts: Parts) -> tuple:
+    """(val metrics, test metrics, score spec with threshold): the threshold is chosen on the
+    validation pairs by `eval.threshold` and applied unchanged to the test pairs."""
     spec = parts.loss.score_spec()
-    scores = score_rows(parts.net.branch, parts.data.images, rows, spec, parts.data.mean,
-                        parts.data.std, parts.cfg.train.eval_batch_size, parts.ctxs[0])
-    return pair_metrics(scores, rows[:, 2], spec, threshold)
+    val_scores, val_labels = split_scores(parts, "val")
+    test_scores, test_labels = split_scores(parts, "test")
+    spec = dict(spec, **choose_threshold(val_scores, val_labels, spec,
+                                         parts.cfg.eval.threshold))
+    val = pair_metrics(val_scores, val_labels, spec, spec["threshold"])
+    test = pair_metrics(test_scores, test_labels, spec, spec["threshold"])
+    for m, s, y in ((val, val_scores, val_labels), (test, test_scores, test_labels)):
+        m.update(rates_at(s, y, spec["higher_is_similar"], spec["threshold"]),
+                 threshold_rule=parts.cfg.eval.threshold)
+    return val, test, spec

@@ -8,7 +8,7 @@ import mxnet as mx
 import numpy as np
 
 from .images import to_tensor
-from .metrics import verification
+from .metrics import far_threshold, verification
 from .scoring import score_pairs
 
 
@@ -43,6 +43,20 @@ def score_rows(block, images: np.ndarray, rows: np.ndarray, spec: dict, mean, st
     emb = embed(block, images[uniq], mean, std, batch_size, ctx, progress)
     inverse = inverse.reshape(-1, 2)
     return score_pairs(spec, emb[inverse[:, 0]], emb[inverse[:, 1]])
+
+
+def choose_threshold(scores: np.ndarray, labels: np.ndarray, spec: dict, rule: str) -> dict:
+    """{"threshold", "threshold_rule"} chosen on these (validation) pairs by an
+    `eval.threshold` rule: `accuracy` (most pairs right) or `far:X` (false accept rate <= X,
+    the most true accepts)."""
+    from .config import parse_threshold_rule
+
+    kind, far = parse_threshold_rule(rule)
+    if kind == "far":
+        t = far_threshold(scores, labels, spec["higher_is_similar"], far)["threshold"]
+    else:
+        t = verification(scores, labels, spec["higher_is_similar"])["threshold"]
+    return {"threshold": float(t), "threshold_rule": rule}
 
 
 def pair_metrics(scores: np.ndarray, labels: np.ndarray, spec: dict, threshold=None) -> dict:

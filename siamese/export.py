@@ -51,6 +51,7 @@ def model_meta(data_cfg, model_cfg, score: dict) -> dict:
         "branch": model_cfg.branch,
         "embedding_size": model_cfg.embedding_size,
         "normalized": model_cfg.normalize,
+        "distance": score["name"],  # euclidean | cosine (lower = same) | logistic (higher)
         "score": score,
         "files": {"symbol": SYMBOL, "params": PARAMS},
         "versions": {"siamese": __version__, "mxnet": mx.__version__, "numpy": np.__version__},

@@ -17,7 +17,7 @@ from . import checkpoint
 from .cli import run, setup_logging
 from .config import from_dict
 from .errors import UserError
-from .evaluate import pair_metrics, score_pair_list
+from .evaluate import choose_threshold, score_pair_list
 from .export import TOLERANCE, export_run
 from .images import load_images
 from .pairfiles import read_pair_file
@@ -60,7 +60,7 @@ def validation_threshold(cfg, net, loss, run_dir: Path) -> tuple:
     test = read_pair_file(run_dir / "pairs" / "test.csv", root)
     sample = load_images([root / p for p in sorted(set(test.left))[:16]], d.image_size,
                          d.channels)
-    return dict(spec, threshold=pair_metrics(scores, val.labels, spec)["threshold"]), sample
+    return dict(spec, **choose_threshold(scores, val.labels, spec, cfg.eval.threshold)), sample
 
 
 def main(argv=None) -> int:
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         diffs = export_run(net.branch, spec, cfg.data, cfg.model, sample, out, mx.cpu(),
                            onnx=args.onnx)
         print(f"exported {out} from checkpoints/{args.checkpoint}.ckpt; threshold "
-              f"{spec['threshold']:.4f} (validation pairs)")
+              f"{spec['threshold']:.4f} ({spec['threshold_rule']}, validation pairs)")
         for fmt, d in diffs.items():
             print(f"  {fmt}: largest |embedding difference| {d:.3g} on {len(sample)} images "
                   f"(tolerance {TOLERANCE:g})")

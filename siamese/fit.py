@@ -20,10 +20,10 @@ import mxnet as mx
 from . import checkpoint
 from .config import Config, to_dict, to_yaml
 from .distributed import params_digest
-from .engine import NonFiniteStep, Parts, build, validate
+from .engine import NonFiniteStep, Parts, build, validate, validate_and_test
 from .errors import Interrupted, TrainingError, UserError
 from .export import export_run
-from .pairs import write_pairs_csv
+from .pairs import write_pairs_csv, write_split_csv
 from .resume import truncate_log
 from .rundir import append_jsonl, write_json, write_text
 from .signals import StopOnSignal
@@ -41,6 +41,7 @@ class State:
     best: dict = field(default_factory=lambda: {"epoch": 0, "auc": -1.0, "eer": 1.0})
     train_seconds: float = 0.0
     skipped: int = 0  # non-finite batches skipped so far
+    stopped_early: bool = False  # train.patience epochs passed without a better val AUC
 
 
 class StopOnNonFinite:
@@ -98,14 +99,14 @@ def run_epoch(parts: Parts, state: State, stop: StopOnSignal, policy, progress: 
 
         batches = tqdm(batches, total=n, desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
                        unit="batch", leave=False, disable=None)
-    for k, (x1, x2, y) in enumerate(batches):
+    for k, batch in enumerate(batches):
         if k < state.batch:
             continue
         parts.trainer.set_learning_rate(cfg.lr * parts.lr_factor(state.epoch + (k + 1) / n))
         policy.before(parts)
         try:
             state.loss_sum += parts.step(parts.net, parts.loss, parts.trainer, parts.ctxs,
-                                         x1, x2, y, parts.step_pairs)
+                                         batch, parts.step_pairs)
         except NonFiniteStep as e:
             policy.handle(parts, state, f"epoch {state.epoch + 1}, batch {k + 1}", e)
         state.batch = k + 1
@@ -134,29 +135,44 @@ def save_checkpoints(parts: Parts, run_dir: Path, state: State, improved: bool) 
 def end_epoch(parts: Parts, run_dir: Path, state: State, seconds: float, trained: int) -> None:
     """Validate, update best, checkpoint and log a finished epoch."""
     val = validate(parts)
-    pairs = parts.train_pairs.batches_per_epoch() * parts.cfg.train.batch_size
-    row = {"epoch": state.epoch + 1, "train_loss": state.loss_sum / pairs, "val_auc": val["auc"],
-           "val_eer": val["eer"], "val_accuracy": val["accuracy"],
-           "pairs_per_s": trained * parts.cfg.train.batch_size / max(seconds, 1e-9),
+    tp = parts.train_pairs
+    examples = tp.batches_per_epoch() * tp.batch_size
+    row = {"epoch": state.epoch + 1, "train_loss": state.loss_sum / examples,
+           "val_auc": val["auc"], "val_eer": val["eer"], "val_accuracy": val["accuracy"],
+           "examples_per_s": trained * tp.batch_size / max(seconds, 1e-9), "unit": tp.unit,
            "lr": parts.trainer.learning_rate, "seconds": seconds}
     improved = (val["auc"], -val["eer"]) > (state.best["auc"], -state.best["eer"])
     state.epoch, state.batch, state.loss_sum = state.epoch + 1, 0, 0.0
     if improved:
         state.best = {"epoch": state.epoch, "auc": val["auc"], "eer": val["eer"]}
+    patience = parts.cfg.train.patience
+    if patience and state.epoch < parts.cfg.train.epochs and \
+            state.epoch - state.best["epoch"] >= patience:
+        state.stopped_early = True
+        row["early_stop"] = True
     # The log line first: a crash before the checkpoint only makes the resumed run cut it and
     # redo the epoch; the other order could lose the line of an epoch the checkpoint holds.
     append_jsonl(run_dir / "log.jsonl", row)
     save_checkpoints(parts, run_dir, state, improved)
-    log.info("epoch %d/%d  loss %.4f  val auc %.4f eer %.4f acc %.4f  %.0f pairs/s  lr %.2g  "
+    log.info("epoch %d/%d  loss %.4f  val auc %.4f eer %.4f acc %.4f  %.0f %s/s  lr %.2g  "
              "%.1fs%s", state.epoch, parts.cfg.train.epochs, row["train_loss"], val["auc"],
-             val["eer"], val["accuracy"], row["pairs_per_s"], row["lr"], seconds,
+             val["eer"], val["accuracy"], row["examples_per_s"], tp.unit, row["lr"], seconds,
              "  *best" if improved else "")
+    if state.stopped_early:
+        log.info("early stop after epoch %d: no better validation AUC for %d epochs "
+                 "(train.patience); the best epoch is %d", state.epoch, patience,
+                 state.best["epoch"])
+
+
+SPLIT_FILES = ("val.csv", "test.csv", "split.csv")
 
 
 def _pair_lists(parts: Parts, folder: Path) -> dict:
+    """Write pairs/val.csv, test.csv and split.csv (every image's split); their bytes."""
     for split in ("val", "test"):
         write_pairs_csv(folder / f"{split}.csv", parts.data.folder.paths, parts.data.pairs[split])
-    return {s: (folder / f"{s}.csv").read_bytes() for s in ("val", "test")}
+    write_split_csv(folder / "split.csv", parts.data)
+    return {name: (folder / name).read_bytes() for name in SPLIT_FILES}
 
 
 def start(parts: Parts, run_dir: Path, resume: Optional[tuple]) -> State:
@@ -166,11 +182,13 @@ def start(parts: Parts, run_dir: Path, resume: Optional[tuple]) -> State:
         return State()
     path, meta = resume
     checkpoint.restore(path, parts.blocks, parts.trainer)
-    saved = {s: (run_dir / "pairs" / f"{s}.csv").read_bytes() for s in ("val", "test")}
+    saved = {name: (run_dir / "pairs" / name).read_bytes() for name in SPLIT_FILES
+             if (run_dir / "pairs" / name).is_file()}
     scratch = run_dir / "pairs" / ".check"
     scratch.mkdir(exist_ok=True)
     try:
-        if _pair_lists(parts, scratch) != saved:
+        now = _pair_lists(parts, scratch)
+        if {k: now[k] for k in saved} != saved:
             raise UserError(f"{parts.cfg.data.root}: the images changed since the run started "
                             f"(its validation/test pairs differ); resuming would mix data sets")
     finally:
@@ -211,7 +229,7 @@ def fit(cfg: Config, run_dir: Path, progress: bool = False, resume: Optional[tup
     state = start(parts, run_dir, resume)
     policy = NONFINITE[cfg.train.nonfinite](cfg.train.max_skipped_batches)
     with StopOnSignal() as stop:
-        while state.epoch < cfg.train.epochs:
+        while state.epoch < cfg.train.epochs and not state.stopped_early:
             t0, first = time.perf_counter(), state.batch
             done = run_epoch(parts, state, stop, policy, progress)
             state.train_seconds += time.perf_counter() - t0
@@ -230,13 +248,12 @@ def finish(parts: Parts, run_dir: Path, state: State) -> dict:
     """Load the best checkpoint, choose the threshold on validation, score test, export."""
     t0 = time.perf_counter()
     checkpoint.restore(run_dir / "checkpoints" / "best.ckpt", parts.blocks)
-    val = validate(parts)
-    test = validate(parts, "test", threshold=val["threshold"])
-    spec = dict(parts.loss.score_spec(), threshold=val["threshold"])
+    val, test, spec = validate_and_test(parts)
     sample = parts.data.images[parts.data.splits["test"][:16]]
     diff = export_run(parts.net.branch, spec, parts.cfg.data, parts.cfg.model, sample,
                       run_dir / "export", parts.ctxs[0], onnx=parts.cfg.export.onnx)
     metrics = {"val": val, "test": test, "best_epoch": state.best["epoch"],
+               "epochs_trained": state.epoch, "stopped_early": state.stopped_early,
                "train_seconds": state.train_seconds, "export_max_abs_diff": diff}
     write_json(run_dir / "metrics.json", metrics)
     log.info("evaluation and export took %.1fs", time.perf_counter() - t0)

@@ -104,6 +104,37 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> Tuple[float, float
     return float(t), float(acc[k])
 
 
+def far_threshold(scores: np.ndarray, labels: np.ndarray, higher_is_similar: bool,
+                  target: float) -> Dict[str, float]:
+    """The threshold whose false accept rate on these pairs is at most `target` with the most
+    true accepts (choose it on validation pairs).
+
+    Returns:
+        {"threshold" (score units, midway to the next distinct score), "far", "tar"}, the
+        rates on these pairs at that threshold.
+    """
+    sign = 1.0 if higher_is_similar else -1.0
+    far, tar, thr = roc(sign * np.asarray(scores, np.float64), labels)
+    k = int(np.flatnonzero(far <= target).max())  # the ROC point with the most accepts
+    distinct = thr[1:]  # descending; point k accepts every score >= distinct[k - 1]
+    if k == 0:
+        t = distinct[0] + 1.0  # accept nothing
+    elif k == len(distinct):
+        t = distinct[-1] - 1.0  # accept everything
+    else:
+        t = (distinct[k - 1] + distinct[k]) / 2.0
+    return {"threshold": float(sign * t), "far": float(far[k]), "tar": float(tar[k])}
+
+
+def rates_at(scores: np.ndarray, labels: np.ndarray, higher_is_similar: bool,
+             threshold: float) -> Dict[str, float]:
+    """{"tar", "far"}: true and false accept rates of these pairs at a given threshold."""
+    s = np.asarray(scores, np.float64)
+    y = np.asarray(labels).astype(bool)
+    same = s >= threshold if higher_is_similar else s <= threshold
+    return {"tar": float(same[y].mean()), "far": float(same[~y].mean())}
+
+
 def verification(
     scores: np.ndarray, labels: np.ndarray, higher_is_similar: bool,
     threshold: Optional[float] = None,

@@ -89,21 +89,25 @@ def get_branch(name: str, embedding_size: int, normalize: bool = True) -> Hybrid
     return BRANCHES[name](embedding_size, normalize=normalize)
 
 
-def _twice(F, branch, x1, x2):
-    return branch(x1), branch(x2)
+def _twice(F, branch, *xs):
+    """One call of the branch per input (twice for pairs, three times for triplets)."""
+    return tuple(branch(x) for x in xs)
 
 
-def _concat(F, branch, x1, x2):
-    both = F.concat(x1, x2, dim=0)  # (2B, C, H, W): both sides of every pair
-    e1, e2 = F.split(branch(both), num_outputs=2, axis=0)  # (B, E) each
-    return e1, e2
+def _concat(F, branch, *xs):
+    """One call on all inputs stacked along the batch axis, split back: (nB, ...) -> n x (B, E)."""
+    if len(xs) == 1:
+        return (branch(xs[0]),)
+    both = F.concat(*xs, dim=0)  # (nB, C, H, W): every side of every example
+    return tuple(F.split(branch(both), num_outputs=len(xs), axis=0))  # (B, E) each
 
 
 FORWARD_MODES = {"twice": _twice, "concat": _concat}
 
 
 class SiameseNet(HybridBlock):
-    """Runs both images of each pair through one shared branch and returns both embeddings.
+    """Runs both images of each pair through one shared branch and returns both embeddings
+    (or the three of a triplet, or one batch's: as many outputs as inputs).
 
     The two sides share parameters because the same block is called, never by copying. In
     `concat` mode BatchNorm in training normalises over all 2B images; in `twice` mode over
@@ -123,9 +127,9 @@ class SiameseNet(HybridBlock):
         self.forward_mode = forward_mode
         self.branch = branch  # registered as the one child: its parameters are the model's
 
-    def hybrid_forward(self, F, x1, x2):
-        """x1, x2: (B, C, H, W) -> (e1, e2), each (B, E)."""
-        return self._forward(F, self.branch, x1, x2)
+    def hybrid_forward(self, F, x, *more):
+        """x1, x2[, x3]: (B, C, H, W) each -> a tuple of as many (B, E) embeddings."""
+        return self._forward(F, self.branch, x, *more)
 
 
 def build_model(cfg) -> SiameseNet:

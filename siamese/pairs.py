@@ -156,6 +156,35 @@ class PairSampler:
         r += np.where(r >= self.start[c], m, 0)  # skip the anchor's class block
         return np.stack([i, self.order[r], np.zeros(n, np.int64)], 1)
 
+    def triplets(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n random triplets (anchor, positive, negative): int64 array (n, 3).
+
+        The positive is another image of the anchor's class, the negative any image of
+        another class.
+        """
+        a, p, _ = self._positives(n, rng).T
+        c, m = self.cls[a], self.count[self.cls[a]]
+        r = (rng.random(n) * (len(self.labels) - m)).astype(np.int64)
+        r += np.where(r >= self.start[c], m, 0)  # skip the anchor's class block
+        return np.stack([a, p, self.order[r]], 1)
+
+    def pk_batch(self, p: int, k: int, rng: np.random.Generator) -> np.ndarray:
+        """A batch of `p` classes x `k` images, class by class: int64 array (p * k,).
+
+        Only classes with 2 or more images are drawn (one image has no positive). A class with
+        fewer than k images gives all of them, then repeats drawn at random.
+        """
+        usable = np.flatnonzero(self.count >= 2)
+        out = []
+        for c in rng.choice(usable, p, replace=False):
+            members = self.order[self.start[c]:self.start[c] + self.count[c]]
+            if len(members) >= k:
+                out.append(rng.choice(members, k, replace=False))
+            else:
+                extra = rng.choice(members, k - len(members), replace=True)
+                out.append(np.concatenate([rng.permutation(members), extra]))
+        return np.concatenate(out)
+
     def sample(self, n: int, rng: np.random.Generator, unique: bool = False) -> np.ndarray:
         """n pairs (n // 2 same, the rest different), shuffled: int64 array (n, 3).
 
@@ -189,3 +218,24 @@ def write_pairs_csv(path: Path, paths: List[str], pairs: np.ndarray) -> None:
         for i, j, y in pairs:
             w.writerow([paths[i], paths[j], int(y)])
 
+
+
+def write_split_csv(path: Path, data) -> None:
+    """Write `path,class,split` for every usable image of a run (PairData)."""
+    where = np.empty(len(data.folder.paths), dtype=object)
+    for name, idx in data.splits.items():
+        where[idx] = name
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "class", "split"])
+        for p, c, s in zip(data.folder.paths, data.folder.labels, where):
+            w.writerow([p, data.folder.classes[c], s])
+
+
+def read_train_classes(path: Path) -> set:
+    """The classes with an image in the training split, from a run's pairs/split.csv."""
+    try:
+        with open(path, newline="") as fh:
+            return {row["class"] for row in csv.DictReader(fh) if row["split"] == "train"}
+    except (OSError, KeyError, csv.Error) as e:
+        raise UserError(f"{path}: cannot read the run's split ({e})") from None

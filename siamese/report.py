@@ -19,10 +19,18 @@ from .errors import UserError
 from .evaluate import embed, score_pair_list
 from .export import META, open_export
 from .images import load_images
-from .metrics import best_threshold, eer, kfold_accuracy, tar_at_far, verification
+from .metrics import (
+    best_threshold,
+    eer,
+    far_threshold,
+    kfold_accuracy,
+    rates_at,
+    tar_at_far,
+    verification,
+)
 from .oneshot import n_way_accuracy
 from .pairfiles import read_pair_file
-from .pairs import scan_folder
+from .pairs import read_train_classes, scan_folder
 
 log = logging.getLogger(__name__)
 
@@ -99,23 +107,63 @@ def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool) -> t
     return report, scores, y
 
 
+def far_report(model: Model, val_file: Path, root: Path, fars: List[float], scores: np.ndarray,
+               labels: np.ndarray, progress: bool) -> List[dict]:
+    """Thresholds chosen on validation pairs for target false accept rates, and the rates
+    they give on the scored pairs (never chosen on the pairs being scored)."""
+    val = read_pair_file(val_file, root)
+    spec, pre = model.meta["score"], model.meta["preprocess"]
+    val_scores, _ = score_pair_list(model.block, val, root, pre["resize"],
+                                    CHANNELS[pre["color"]], pre["mean"], pre["std"], spec,
+                                    BATCH, mx.cpu(), progress)
+    higher = spec["higher_is_similar"]
+    out = []
+    for far in fars:
+        chosen = far_threshold(val_scores, val.labels, higher, far)
+        got = rates_at(scores, labels, higher, chosen["threshold"])
+        out.append({"target_far": far, "threshold": chosen["threshold"],
+                    "val_far": chosen["far"], "val_tar": chosen["tar"], "far": got["far"],
+                    "tar": got["tar"], "val_pairs": str(val_file)})
+    return out
+
+
 def n_way_report(model: Model, root: Path, ways: List[int], shots: int, episodes: int,
-                 seed: int, progress: bool) -> Dict[str, dict]:
-    """N-way K-shot accuracy with 95% CI for each N, on the class folders under `root`."""
+                 seed: int, progress: bool, classes: str = "all") -> Dict[str, dict]:
+    """N-way K-shot accuracy with 95% CI for each N, on the class folders under `root`.
+
+    classes: "all", or "unseen" (only classes without a training image in the run, read from
+        its pairs/split.csv).
+    """
     folder = scan_folder(root)
-    if max(ways) > len(folder.classes):
-        raise UserError(f"--n-way {max(ways)}: {root} has only {len(folder.classes)} classes")
-    emb = model.embed_files(root, folder.paths, progress)
+    keep = np.arange(len(folder.paths))
+    names = list(folder.classes)
+    if classes == "unseen":
+        if model.run_dir is None:
+            raise UserError("--classes unseen: needs a run directory (its pairs/split.csv)")
+        seen = read_train_classes(model.run_dir / "pairs" / "split.csv")
+        names = [c for c in folder.classes if c not in seen]
+        keep = np.flatnonzero([folder.classes[c] not in seen for c in folder.labels])
+    if max(ways) > len(names):
+        raise UserError(f"--n-way {max(ways)}: {root} has only {len(names)} "
+                        f"{'unseen ' if classes == 'unseen' else ''}classes")
+    emb = model.embed_files(root, [folder.paths[i] for i in keep], progress)
     out = {}
     for n in ways:
-        out[str(n)] = n_way_accuracy(emb, folder.labels, model.meta["score"], n, shots,
-                                     episodes, seed, folder.classes)
+        out[str(n)] = dict(n_way_accuracy(emb, folder.labels[keep], model.meta["score"], n,
+                                          shots, episodes, seed, folder.classes),
+                           classes=classes, n_classes=len(names))
     return out
 
 
 def evaluate(target: Path, pairs: Optional[Path], root: Optional[Path], ways: List[int],
-             shots: int, episodes: int, seed: int, progress: bool) -> tuple:
-    """The whole evaluation; returns (report, plot data or None). Writes nothing."""
+             shots: int, episodes: int, seed: int, progress: bool,
+             fars: Sequence[float] = (), val_pairs: Optional[Path] = None,
+             classes: str = "all") -> tuple:
+    """The whole evaluation; returns (report, plot data or None). Writes nothing.
+
+    fars: target false accept rates; a threshold for each is chosen on `val_pairs` (default:
+        the run's pairs/val.csv) and applied to the scored pairs.
+    """
     start = time.perf_counter()
     model = open_model(target)
     if root is None and model.run_dir is not None:
@@ -126,14 +174,25 @@ def evaluate(target: Path, pairs: Optional[Path], root: Optional[Path], ways: Li
         pairs = model.run_dir / "pairs" / "test.csv"
     if root is None:
         raise UserError("--root: needed to find the images of --pairs / --n-way")
+    if fars and val_pairs is None:
+        if model.run_dir is None:
+            raise UserError("--far: an export directory needs --val-pairs FILE to choose the "
+                            "threshold on (never on the pairs being scored)")
+        val_pairs = model.run_dir / "pairs" / "val.csv"
+    if fars and pairs is None:
+        raise UserError("--far: needs pairs to score (--pairs FILE, or a run directory)")
     report: Dict[str, object] = {"model": str(model.export_dir)}
     plot = None
     if pairs is not None:
         rep, scores, labels = pairs_report(model, Path(pairs), Path(root), progress)
         report.update(rep)
         plot = (scores, labels)
+        if fars:
+            report["far_calibration"] = far_report(model, Path(val_pairs), Path(root),
+                                                   list(fars), scores, labels, progress)
     if ways:
-        report["n_way"] = n_way_report(model, Path(root), ways, shots, episodes, seed, progress)
+        report["n_way"] = n_way_report(model, Path(root), ways, shots, episodes, seed, progress,
+                                       classes)
     report["seconds"] = time.perf_counter() - start
     return report, plot, model
 
@@ -172,8 +231,12 @@ def format_table(report: dict) -> str:
                                             f"+- {report['kfold_accuracy_std']:.4f}"))
         rows += [(f"TAR @ FAR {f}", f"{v:.4f}") for f, v in report["tar_at_far"].items()]
         rows.append(("best accuracy (oracle)", f"{report['best_accuracy']:.4f}"))
+        for c in report.get("far_calibration", []):
+            rows.append((f"threshold for FAR {c['target_far']:g} (validation)",
+                         f"{c['threshold']:.4f}: TAR {c['tar']:.4f}, FAR {c['far']:.4f} here "
+                         f"(validation TAR {c['val_tar']:.4f}, FAR {c['val_far']:.4f})"))
     for n, r in report.get("n_way", {}).items():
-        rows.append((f"{n}-way {r['shots']}-shot accuracy",
+        rows.append((f"{n}-way {r['shots']}-shot accuracy ({r['classes']} classes)",
                      f"{r['accuracy']:.4f} (95% CI {r['ci95'][0]:.4f}-{r['ci95'][1]:.4f}, "
                      f"{r['episodes']} episodes)"))
     rows.append(("seconds", f"{report['seconds']:.1f}"))

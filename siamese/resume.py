@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 # Keys a resumed run may change: they alter how long or how fast it trains, not what it is.
 SAFE_KEYS = ("train.epochs", "train.lr", "train.eval_batch_size", "train.keep_checkpoints",
-             "train.nonfinite", "train.max_skipped_batches", "export.onnx")
+             "train.nonfinite", "train.max_skipped_batches", "train.patience", "export.onnx",
+             "eval.threshold")
 
 
 def candidates(run_dir: Path) -> List[Path]:

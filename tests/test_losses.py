@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mxnet import autograd
 
-from siamese.config import LossConfig
+from siamese.config import Config, LossConfig
 from siamese.errors import UserError
 from siamese.losses import ContrastiveLoss, LogisticLoss, build_loss
 from siamese.scoring import decide, score_pairs
@@ -81,5 +81,5 @@ def test_scoring_distances_and_decisions_by_hand():
 
 
 def test_unknown_loss_lists_valid_names():
-    with pytest.raises(UserError, match="contrastive, logistic"):
-        build_loss(LossConfig(name="triplet"))
+    with pytest.raises(UserError, match="contrastive, logistic, triplet"):
+        build_loss(Config(loss=LossConfig(name="hinge")))

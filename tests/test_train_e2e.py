@@ -32,7 +32,7 @@ def test_run_directory_contract(run):
         assert (run_dir / name).is_file(), name
     rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
-    for key in ("train_loss", "val_auc", "val_accuracy", "pairs_per_s", "lr", "seconds"):
+    for key in ("train_loss", "val_auc", "val_accuracy", "examples_per_s", "lr", "seconds"):
         assert all(np.isfinite(r[key]) for r in rows), key
     m = json.loads((run_dir / "metrics.json").read_text())
     for split in ("val", "test"):
@@ -61,7 +61,7 @@ def test_export_matches_the_trained_branch(run):
     cfg = from_dict(meta["config"])
     import mxnet as mx
 
-    net, loss = build_model(cfg.model), build_loss(cfg.loss)
+    net, loss = build_model(cfg.model), build_loss(cfg)
     net.initialize()
     loss.initialize()
     x = mx.nd.zeros((1, 1, 16, 16))
@@ -83,7 +83,7 @@ def test_finished_run_dir_is_refused_without_force(run, capsys):
 @pytest.mark.parametrize("overrides", [
     ["model.forward_mode=twice"],
     ["loss.name=logistic", "train.lr=0.01"],
-    ["loss.distance=cosine", "loss.margin=0.5", "train.optimizer=sgd", "train.lr=0.05"],
+    ["model.distance=cosine", "loss.margin=0.5", "train.optimizer=sgd", "train.lr=0.05"],
     ["data.split=class", "data.val_fraction=0.2", "data.test_fraction=0.2"],
 ])
 def test_variants_train_and_score(tmp_path, overrides):
