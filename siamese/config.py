@@ -51,6 +51,10 @@ class DataConfig:
     bad_images: Literal["skip", "error"] = _f(
         "skip", "unreadable images: skip (a warning each) or error (stop, naming them)"
     )
+    right_view: Literal["none", "invert", "blur"] = _f(
+        "none", "shows the right image of every pair inverted or blurred: a second image "
+        "domain made from one folder (training, evaluation, export and predict)"
+    )
     sampler: Literal["pairs", "pk"] = _f(
         "pairs", "pairs: random pairs (triplets for loss.name: triplet); pk: batches of "
         "classes_per_batch classes x images_per_class images (triplet mining)"
@@ -63,6 +67,13 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    architecture: Literal["siamese", "pseudo_siamese", "two_channel"] = _f(
+        "siamese", "siamese: one branch for both sides; pseudo_siamese: a left and a right "
+        "branch sharing only model.share; two_channel: both images as channels of one network "
+        "that scores the pair"
+    )
+    share: List[str] = _f([], "pseudo_siamese: parameter-name patterns shared by both branches, "
+                              "e.g. [features.8, embed] ([] = nothing shared)")
     branch: str = _f("convnet", "branch network from the registry (siamese.model.BRANCHES)")
     embedding_size: int = _f(128, "length of the embedding vector", min=1)
     forward_mode: Literal["twice", "concat"] = _f(
@@ -254,6 +265,17 @@ def _check(cfg: Config) -> None:
                         f"data.sampler: pk (with loss.name: triplet)")
     if d.sampler == "pk" and loss.name != "triplet":
         raise UserError(f"data.sampler: pk batches are for loss.name: triplet, not {loss.name}")
+    arch = cfg.model.architecture
+    if arch == "two_channel" and loss.name != "logistic":
+        raise UserError(f"loss.name: model.architecture: two_channel outputs a score per pair "
+                        f"and trains with loss.name: logistic (binary cross-entropy), not "
+                        f"{loss.name}")
+    if arch != "siamese" and loss.name == "triplet":
+        raise UserError(f"loss.name: triplet needs model.architecture: siamese (anchor, "
+                        f"positive and negative through one branch), not {arch}")
+    if cfg.model.share and arch != "pseudo_siamese":
+        raise UserError(f"model.share: only for model.architecture: pseudo_siamese ({arch} "
+                        f"{'shares everything' if arch == 'siamese' else 'has one network'})")
     if d.val_fraction + d.test_fraction >= 1.0:
         raise UserError("data.test_fraction: val_fraction + test_fraction must be below 1")
     for key in ("mean", "std"):

@@ -14,6 +14,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from .comparator import get_view
 from .errors import UserError
 from .images import decode_all, to_tensor
 from .pairs import ImageFolder, PairSampler, scan_folder, split_indices
@@ -38,6 +39,7 @@ class PairData:
     pairs: Dict[str, np.ndarray]
     mean: List[float]
     std: List[float]
+    right_view: str = "none"  # data.right_view: applied to the right image of every pair
 
 
 def prepare(cfg, seed: int, progress: bool = False) -> PairData:
@@ -64,7 +66,8 @@ def prepare(cfg, seed: int, progress: bool = False) -> PairData:
              len(folder.paths), len(folder.classes), cfg.split,
              "/".join(str(len(splits[k])) for k in ("train", "val", "test")),
              len(pairs["val"]), len(pairs["test"]))
-    return PairData(folder, images, splits, pairs, list(cfg.mean), list(cfg.std))
+    return PairData(folder, images, splits, pairs, list(cfg.mean), list(cfg.std),
+                    cfg.right_view)
 
 
 def drop_bad_images(folder: ImageFolder, cfg, progress: bool) -> ImageFolder:
@@ -159,12 +162,16 @@ class TrainPairs:
         rows = rows[:self.batches_per_epoch() * self.batch_size]
         images, mean, std, shift = self.data.images, self.data.mean, self.data.std, self.shift
         index, k = self.index, self.n_inputs
+        view = None if self.data.right_view == "none" else get_view(self.data.right_view)
 
         def batchify(samples: list) -> tuple:
             cols, targets = self.columns(np.asarray(samples))
             n = len(cols)
             sides = index[cols.T.reshape(-1)]  # (k * B,): side 1 of every example, side 2, ...
-            x = to_tensor(random_shift(images[sides], shift, rng), mean, std)
+            raw = images[sides]
+            if k == 2 and view is not None:
+                raw[n:] = view(raw[n:])  # the right image of every pair
+            x = to_tensor(random_shift(raw, shift, rng), mean, std)
             return tuple([mx.nd.array(x[i * n:(i + 1) * n]) for i in range(k)]
                          + [mx.nd.array(t, dtype="float32") for t in targets])
 

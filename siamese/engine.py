@@ -12,15 +12,16 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
+from .comparator import Comparator, training_comparator
 from .config import Config
 from .data import PairData, TrainPairs, prepare, train_source
 from .device import parse_device
 from .distributed import get_kvstore, rank_and_size
 from .errors import TrainingError, UserError
-from .evaluate import choose_threshold, pair_metrics, score_rows
+from .evaluate import choose_threshold, pair_metrics
 from .losses import build_loss
 from .metrics import rates_at
-from .model import build_model
+from .model import as_tuple, branches, build_model
 from .schedule import get_schedule
 from .zoo import freeze, load_pretrained
 
@@ -62,6 +63,17 @@ class Parts:
     @property
     def blocks(self) -> Dict[str, gluon.Block]:
         return {"model": self.net, "loss": self.loss}
+
+
+def unique_params(*blocks) -> list:
+    """The distinct Parameter objects of blocks, in order: a parameter shared by two branches
+    (or tied into a decoder) appears once, so the Trainer updates it once with its summed
+    gradient."""
+    seen: Dict[int, gluon.Parameter] = {}
+    for block in blocks:
+        for p in block.collect_params().values():
+            seen.setdefault(id(p), p)
+    return list(seen.values())
 
 
 def build_trainer(params: list, cfg, n_devices: int) -> gluon.Trainer:
@@ -114,11 +126,12 @@ def build_blocks(cfg: Config, ctxs: List[mx.Context]) -> tuple:
     # One imperative pass fixes deferred shapes before hybridizing.
     h, w = cfg.data.image_size
     x = mx.nd.zeros((2, cfg.data.channels, h, w), ctx=ctxs[0])
-    loss(*net(*[x] * loss.n_inputs), *loss.example_targets(2, ctxs[0]))
-    if cfg.model.pretrained:
-        load_pretrained(net.branch, cfg.model.pretrained)
-    if cfg.model.freeze:
-        log.info("frozen: %d parameters", freeze(net.branch, cfg.model.freeze))
+    loss(*as_tuple(net(*[x] * loss.n_inputs)), *loss.example_targets(2, ctxs[0]))
+    for branch in branches(net):
+        if cfg.model.pretrained:
+            load_pretrained(branch, cfg.model.pretrained)
+        if cfg.model.freeze:
+            log.info("frozen: %d parameters", freeze(branch, cfg.model.freeze))
     for block in (net, loss):
         block.hybridize(static_alloc=True, static_shape=True)
     return net, loss
@@ -132,7 +145,7 @@ def build(cfg: Config, progress: bool = False) -> Parts:
         init_amp(ctxs)
     data = prepare(cfg.data, cfg.seed, progress=progress)
     net, loss = build_blocks(cfg, ctxs)
-    params = list(net.collect_params().values()) + list(loss.collect_params().values())
+    params = unique_params(net, loss)
     trainer = build_trainer(params, cfg.train, len(ctxs))
     if cfg.train.amp:
         from mxnet.contrib import amp
@@ -171,9 +184,7 @@ def _losses(net, loss_fn, ctxs, batch) -> list:
     k = loss_fn.n_inputs
     out = []
     for arrays in zip(*shards):
-        emb = net(*arrays[:k])
-        emb = emb if isinstance(emb, (list, tuple)) else (emb,)
-        out.append(loss_fn(*emb, *arrays[k:]))
+        out.append(loss_fn(*as_tuple(net(*arrays[:k])), *arrays[k:]))
     return out
 
 
@@ -221,13 +232,17 @@ def amp_train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int) -
     return total
 
 
+def comparator(parts: Parts) -> Comparator:
+    """The network being trained as a pair scorer (see siamese.comparator)."""
+    return training_comparator(parts.net, parts.loss.score_spec(), parts.data.mean,
+                               parts.data.std, parts.cfg.train.eval_batch_size, parts.ctxs[0],
+                               parts.cfg.data.right_view)
+
+
 def split_scores(parts: Parts, split: str) -> tuple:
     """(scores, labels) of the model on the fixed `val` or `test` pairs."""
     rows = parts.data.pairs[split]
-    scores = score_rows(parts.net.branch, parts.data.images, rows, parts.loss.score_spec(),
-                        parts.data.mean, parts.data.std, parts.cfg.train.eval_batch_size,
-                        parts.ctxs[0])
-    return scores, rows[:, 2]
+    return comparator(parts).score(parts.data.images, rows[:, 0], rows[:, 1]), rows[:, 2]
 
 
 def validate(parts: Parts, split: str = "val", threshold=None) -> dict:

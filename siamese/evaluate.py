@@ -9,7 +9,6 @@ import numpy as np
 
 from .images import to_tensor
 from .metrics import far_threshold, verification
-from .scoring import score_pairs
 
 
 def embed(block, images: np.ndarray, mean: Sequence[float], std: Sequence[float],
@@ -36,15 +35,6 @@ def embed(block, images: np.ndarray, mean: Sequence[float], std: Sequence[float]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def score_rows(block, images: np.ndarray, rows: np.ndarray, spec: dict, mean, std,
-               batch_size: int, ctx: mx.Context, progress: bool = False) -> np.ndarray:
-    """Scores (n,) of pair rows (i, j[, label]) indexing `images`; each image embedded once."""
-    uniq, inverse = np.unique(rows[:, :2], return_inverse=True)
-    emb = embed(block, images[uniq], mean, std, batch_size, ctx, progress)
-    inverse = inverse.reshape(-1, 2)
-    return score_pairs(spec, emb[inverse[:, 0]], emb[inverse[:, 1]])
-
-
 def choose_threshold(scores: np.ndarray, labels: np.ndarray, spec: dict, rule: str) -> dict:
     """{"threshold", "threshold_rule"} chosen on these (validation) pairs by an
     `eval.threshold` rule: `accuracy` (most pairs right) or `far:X` (false accept rate <= X,
@@ -65,20 +55,18 @@ def pair_metrics(scores: np.ndarray, labels: np.ndarray, spec: dict, threshold=N
 
 
 
-def score_pair_list(block, pairs, root, size, channels: int, mean, std, spec: dict,
-                    batch_size: int, ctx: mx.Context, progress: bool = False) -> tuple:
-    """Scores of a PairList (siamese.pairfiles) whose paths are relative to `root`.
-
-    Each unique image is decoded and embedded once. Returns (scores (n,), unique images).
-    """
+def score_pair_list(comparator, pairs, root, size, channels: int,
+                    progress: bool = False) -> tuple:
+    """Scores of a PairList (siamese.pairfiles) whose paths are relative to `root`, with a
+    siamese.comparator.Comparator. Each unique image is decoded once (and, for embedding
+    models, embedded once per side). Returns (scores (n,), unique images)."""
     from pathlib import Path
 
     from .images import load_images
 
     names = sorted(set(pairs.left) | set(pairs.right))
     images = load_images([Path(root) / n for n in names], size, channels, progress)
-    emb = embed(block, images, mean, std, batch_size, ctx, progress)
     index = {n: k for k, n in enumerate(names)}
-    scores = score_pairs(spec, emb[[index[p] for p in pairs.left]],
-                         emb[[index[p] for p in pairs.right]])
+    scores = comparator.score(images, [index[p] for p in pairs.left],
+                              [index[p] for p in pairs.right], progress)
     return scores, len(names)

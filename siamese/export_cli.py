@@ -15,6 +15,7 @@ import mxnet as mx
 
 from . import checkpoint
 from .cli import run, setup_logging
+from .comparator import training_comparator
 from .config import from_dict
 from .errors import UserError
 from .evaluate import choose_threshold, score_pair_list
@@ -55,8 +56,9 @@ def validation_threshold(cfg, net, loss, run_dir: Path) -> tuple:
     root, d = Path(cfg.data.root), cfg.data
     spec = loss.score_spec()
     val = read_pair_file(run_dir / "pairs" / "val.csv", root)
-    scores, _ = score_pair_list(net.branch, val, root, d.image_size, d.channels, d.mean, d.std,
-                                spec, cfg.train.eval_batch_size, mx.cpu())
+    scorer = training_comparator(net, spec, d.mean, d.std, cfg.train.eval_batch_size, mx.cpu(),
+                                 d.right_view)
+    scores, _ = score_pair_list(scorer, val, root, d.image_size, d.channels)
     test = read_pair_file(run_dir / "pairs" / "test.csv", root)
     sample = load_images([root / p for p in sorted(set(test.left))[:16]], d.image_size,
                          d.channels)
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
         cfg, net, loss = load_run(args.run_dir, args.checkpoint)
         spec, sample = validation_threshold(cfg, net, loss, args.run_dir)
         out = args.out or args.run_dir / "export"
-        diffs = export_run(net.branch, spec, cfg.data, cfg.model, sample, out, mx.cpu(),
+        diffs = export_run(net, spec, cfg.data, cfg.model, sample, out, mx.cpu(),
                            onnx=args.onnx)
         print(f"exported {out} from checkpoints/{args.checkpoint}.ckpt; threshold "
               f"{spec['threshold']:.4f} ({spec['threshold_rule']}, validation pairs)")

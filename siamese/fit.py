@@ -26,6 +26,7 @@ from .export import export_run
 from .pairs import write_pairs_csv, write_split_csv
 from .resume import truncate_log
 from .rundir import append_jsonl, write_json, write_text
+from .sharing import format_sharing_map, model_uses, sharing_map
 from .signals import StopOnSignal
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,17 @@ def start(parts: Parts, run_dir: Path, resume: Optional[tuple]) -> State:
     return state
 
 
+def write_sharing_map(parts: Parts, run_dir: Path) -> dict:
+    """Log the sharing map and write sharing.txt / sharing.json into the run directory."""
+    uses, notes = model_uses(parts.net, getattr(parts, "decoder", None))
+    report = sharing_map(uses, notes)
+    text = format_sharing_map(report)
+    write_text(run_dir / "sharing.txt", text + "\n")
+    write_json(run_dir / "sharing.json", report)
+    log.info("sharing map (%s):\n%s", parts.cfg.model.architecture, text)
+    return report
+
+
 def interrupted(signum: Optional[int], run_dir: Path, state: State) -> Interrupted:
     signum = signum or signal.SIGINT
     name = signal.Signals(signum).name
@@ -226,6 +238,7 @@ def fit(cfg: Config, run_dir: Path, progress: bool = False, resume: Optional[tup
         require_onnx()  # before hours of training, not after
     write_text(run_dir / "config.yaml", to_yaml(cfg))
     parts = build(cfg, progress)
+    write_sharing_map(parts, run_dir)
     state = start(parts, run_dir, resume)
     policy = NONFINITE[cfg.train.nonfinite](cfg.train.max_skipped_batches)
     with StopOnSignal() as stop:
@@ -250,7 +263,7 @@ def finish(parts: Parts, run_dir: Path, state: State) -> dict:
     checkpoint.restore(run_dir / "checkpoints" / "best.ckpt", parts.blocks)
     val, test, spec = validate_and_test(parts)
     sample = parts.data.images[parts.data.splits["test"][:16]]
-    diff = export_run(parts.net.branch, spec, parts.cfg.data, parts.cfg.model, sample,
+    diff = export_run(parts.net, spec, parts.cfg.data, parts.cfg.model, sample,
                       run_dir / "export", parts.ctxs[0], onnx=parts.cfg.export.onnx)
     metrics = {"val": val, "test": test, "best_epoch": state.best["epoch"],
                "epochs_trained": state.epoch, "stopped_early": state.stopped_early,

@@ -123,6 +123,25 @@ class LogisticLoss(PairTargets, HybridBlock):
         }
 
 
+class PairScoreLoss(PairTargets, HybridBlock):
+    """Binary cross-entropy on a network's own per-pair logit (two-channel architecture).
+
+    The score at evaluation is sigmoid(logit), the probability of "same": higher = more
+    similar. No parameters: the head belongs to the network (it is exported with it).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._bce = gloss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=False)
+
+    def hybrid_forward(self, F, logit, label):
+        """logit, label: (B,) -> loss per pair (B,)."""
+        return self._bce(logit, label)
+
+    def score_spec(self) -> dict:
+        return {"name": "pair_scorer", "higher_is_similar": True}
+
+
 class TripletLoss(HybridBlock):
     """Schroff et al. (2015): max(0, d(a, p) - d(a, n) + margin) per triplet.
 
@@ -221,7 +240,8 @@ def _triplet(cfg):
 
 LOSSES: Dict[str, Callable] = {
     "contrastive": lambda cfg: ContrastiveLoss(cfg.loss.margin, cfg.model.distance),
-    "logistic": lambda cfg: LogisticLoss(),
+    "logistic": lambda cfg: (PairScoreLoss() if cfg.model.architecture == "two_channel"
+                             else LogisticLoss()),
     "triplet": _triplet,
 }
 

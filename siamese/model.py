@@ -73,7 +73,8 @@ class MLP(HybridBlock):
 BRANCHES: Dict[str, Callable[..., HybridBlock]] = {"convnet": ConvNet, "mlp": MLP}
 
 
-def get_branch(name: str, embedding_size: int, normalize: bool = True) -> HybridBlock:
+def get_branch(name: str, embedding_size: int, normalize: bool = True,
+               **kwargs) -> HybridBlock:
     """Build a registered branch, or `gluoncv:<zoo name>` from the GluonCV model zoo.
 
     Raises:
@@ -82,11 +83,11 @@ def get_branch(name: str, embedding_size: int, normalize: bool = True) -> Hybrid
     if name.startswith("gluoncv:"):
         from .zoo import ZooBranch
 
-        return ZooBranch(name[len("gluoncv:"):], embedding_size, normalize=normalize)
+        return ZooBranch(name[len("gluoncv:"):], embedding_size, normalize=normalize, **kwargs)
     if name not in BRANCHES:
         raise UserError(f"model.branch: unknown branch {name!r} "
                         f"(valid: {', '.join(BRANCHES)}, gluoncv:<zoo name>)")
-    return BRANCHES[name](embedding_size, normalize=normalize)
+    return BRANCHES[name](embedding_size, normalize=normalize, **kwargs)
 
 
 def _twice(F, branch, *xs):
@@ -106,6 +107,8 @@ FORWARD_MODES = {"twice": _twice, "concat": _concat}
 
 
 class SiameseNet(HybridBlock):
+    kind = "branch"
+
     """Runs both images of each pair through one shared branch and returns both embeddings
     (or the three of a triplet, or one batch's: as many outputs as inputs).
 
@@ -132,7 +135,81 @@ class SiameseNet(HybridBlock):
         return self._forward(F, self.branch, x, *more)
 
 
-def build_model(cfg) -> SiameseNet:
-    """SiameseNet with the configured branch; `cfg` is the `model` config section."""
+class PseudoSiameseNet(HybridBlock):
+    """Two branches built from one registry entry: `left` embeds the left images, `right` the
+    right ones. They share exactly the parameters `siamese.sharing` made common (the same
+    Parameter objects), nothing else.
+
+    Args:
+        left, right: the two branches, (B, C, H, W) -> (B, E).
+    """
+
+    kind = "two_branches"
+
+    def __init__(self, left: HybridBlock, right: HybridBlock, **kwargs):
+        super().__init__(**kwargs)
+        self.left = left
+        self.right = right
+
+    def hybrid_forward(self, F, x1, x2):
+        """x1, x2: (B, C, H, W) -> (left(x1), right(x2)), each (B, E)."""
+        return self.left(x1), self.right(x2)
+
+
+class TwoChannelNet(HybridBlock):
+    """Zagoruyko and Komodakis (2015), 2-channel: the two images stacked on the channel axis
+    go through one network (a registry branch with 2C input channels), then ReLU and
+    Dense(1): a logit per pair, higher = more similar (sigmoid = probability of "same").
+
+    Args:
+        trunk: a branch network built for 2C input channels, (B, 2C, H, W) -> (B, E).
+    """
+
+    kind = "pair_scorer"
+
+    def __init__(self, trunk: HybridBlock, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.trunk = trunk
+            self.head = nn.Dense(1)
+
+    def hybrid_forward(self, F, x1, x2):
+        """x1, x2: (B, C, H, W) -> logits (B,)."""
+        x = F.concat(x1, x2, dim=1)  # (B, 2C, H, W)
+        return F.reshape(self.head(F.relu(self.trunk(x))), (-1,))
+
+
+def build_model(cfg) -> HybridBlock:
+    """The configured network; `cfg` is the `model` config section.
+
+    siamese: SiameseNet over one branch; pseudo_siamese: PseudoSiameseNet of two branches that
+    share `model.share`; two_channel: TwoChannelNet over one branch (not normalised).
+    """
+    if cfg.architecture == "pseudo_siamese":
+        from .sharing import build_pseudo_siamese
+
+        def make(prefix: str, params=None) -> HybridBlock:
+            return get_branch(cfg.branch, cfg.embedding_size, cfg.normalize, prefix=prefix,
+                              params=params)
+
+        left, right, _ = build_pseudo_siamese(make, cfg.share)
+        return PseudoSiameseNet(left, right)
+    if cfg.architecture == "two_channel":
+        return TwoChannelNet(get_branch(cfg.branch, cfg.embedding_size, normalize=False))
     branch = get_branch(cfg.branch, cfg.embedding_size, cfg.normalize)
     return SiameseNet(branch, cfg.forward_mode)
+
+
+def as_tuple(out) -> tuple:
+    """A network's outputs as a tuple (a single NDArray or Symbol becomes a 1-tuple)."""
+    return tuple(out) if isinstance(out, (list, tuple)) else (out,)
+
+
+def branches(net: HybridBlock) -> list:
+    """The registry-built networks inside a model: [branch], [left, right] or [trunk]."""
+    kind = getattr(net, "kind", "branch")
+    if kind == "branch":
+        return [net.branch]
+    if kind == "two_branches":
+        return [net.left, net.right]
+    return [net.trunk]

@@ -60,12 +60,14 @@ def sample_episodes(labels: np.ndarray, n_way: int, shots: int, episodes: int,
     return support, query, answer
 
 
-def n_way_accuracy(emb: np.ndarray, labels: np.ndarray, spec: dict, n_way: int, shots: int,
+def n_way_accuracy(emb, labels: np.ndarray, spec: dict, n_way: int, shots: int,
                    episodes: int, seed: int, names=None) -> Dict[str, object]:
     """Accuracy of nearest-support identification over seeded episodes, with a 95% CI.
 
     Args:
-        emb: (M, E) embeddings of the images, row m for image m.
+        emb: (M, E) embeddings of the images, row m for image m; or a function
+            (query indices (n,), support indices (n,)) -> scores (n,) for models that score
+            pairs (the query is the left image, the support the right one).
         labels: (M,) class of each image.
         spec: the model's score spec (direction from `higher_is_similar`).
     Returns:
@@ -74,7 +76,10 @@ def n_way_accuracy(emb: np.ndarray, labels: np.ndarray, spec: dict, n_way: int, 
     support, query, answer = sample_episodes(labels, n_way, shots, episodes, seed, names)
     e, n, k = support.shape
     q = np.repeat(query, n * k)
-    scores = score_pairs(spec, emb[q], emb[support.reshape(-1)]).reshape(e, n, k)
+    if callable(emb):
+        scores = np.asarray(emb(q, support.reshape(-1))).reshape(e, n, k)
+    else:
+        scores = score_pairs(spec, emb[q], emb[support.reshape(-1)]).reshape(e, n, k)
     per_class = scores.max(axis=2) if spec["higher_is_similar"] else -scores.min(axis=2)
     correct = int((per_class.argmax(axis=1) == answer).sum())
     lo, hi = wilson_interval(correct, e)

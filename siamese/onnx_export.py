@@ -53,21 +53,24 @@ def _opset(onnx, version: int):
         onnx.checker.DEFAULT_CONTEXT.opset_imports = saved[1]
 
 
-def export_onnx(symbol: Path, params: Path, chw: Sequence[int], out: Path) -> None:
+def export_onnx(symbol: Path, params: Path, shapes: Sequence[Sequence[int]], out: Path) -> None:
     """Convert an exported symbol + params to ONNX with a dynamic batch axis.
 
     Weights are removed from the graph inputs (mx.onnx lists them there, which makes
-    onnxruntime warn and skip constant folding); the only input is `data` (N, C, H, W).
+    onnxruntime warn and skip constant folding); the inputs are the symbol's (`data`, or
+    `left` and `right`), each (N, C, H, W) with the (C, H, W) of `shapes`.
     """
     onnx, _ = require_onnx()
     import mxnet as mx
 
-    c, h, w = (int(v) for v in chw)
+    if len(shapes) and not isinstance(shapes[0], (list, tuple)):
+        shapes = [shapes]  # one (C, H, W)
+    chws = [tuple(int(v) for v in chw) for chw in shapes]
     with _opset(onnx, OPSET), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mx.onnx.export_model(str(symbol), str(params), in_shapes=[(1, c, h, w)],
-                             in_types=[np.float32], onnx_file_path=str(out), dynamic=True,
-                             dynamic_input_shapes=[(None, c, h, w)])
+        mx.onnx.export_model(str(symbol), str(params), in_shapes=[(1,) + c for c in chws],
+                             in_types=[np.float32] * len(chws), onnx_file_path=str(out),
+                             dynamic=True, dynamic_input_shapes=[(None,) + c for c in chws])
     model = onnx.load(str(out))
     weights = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in weights]
@@ -82,3 +85,13 @@ def onnx_embed(path: Path, x: np.ndarray) -> np.ndarray:
     _, ort = require_onnx()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+def onnx_run(path: Path, inputs: dict) -> np.ndarray:
+    """Run an ONNX network on named float32 inputs ({"data": x} or {"left", "right"})."""
+    _, ort = require_onnx()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    if set(names) != set(inputs):
+        raise UserError(f"{path}: ONNX inputs {names}, expected {sorted(inputs)}")
+    return session.run(None, {n: np.asarray(inputs[n], np.float32) for n in names})[0]

@@ -1,10 +1,12 @@
 """Use an export directory alone: compare two images, or embed a folder.
 
     python -m siamese.predict EXPORT_DIR a.png b.png
-    python -m siamese.predict EXPORT_DIR --embed IMAGE_DIR --out embeddings.npz
+    python -m siamese.predict EXPORT_DIR --embed IMAGE_DIR --out embeddings.npz [--side right]
 
 Preprocessing, distance (or head) and threshold come from EXPORT_DIR/model.json; no training
 code or config is read. Any image size, grayscale or colour: converted as model.json says.
+The first image is the left one, the second the right one (which matters for pseudo-siamese
+and two-channel exports, and for model.json's preprocess.right_view).
 """
 
 from __future__ import annotations
@@ -16,15 +18,13 @@ import time
 from pathlib import Path
 from typing import List
 
-import mxnet as mx
 import numpy as np
 
 from .cli import run, setup_logging
 from .errors import UserError
-from .evaluate import embed
-from .export import open_export
+from .export import open_comparator
 from .images import IMAGE_EXTENSIONS, load_image, load_images
-from .scoring import decide, score_pairs
+from .scoring import decide
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,6 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--embed", type=Path, metavar="IMAGE_DIR", help="embed every image below")
     p.add_argument("--out", type=Path, default=Path("embeddings.npz"), help="--embed output")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch for --embed")
+    p.add_argument("--side", choices=("left", "right"), default="left",
+                   help="--embed with the left or the right network (pseudo-siamese exports)")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     return p.parse_args(argv)
 
@@ -44,12 +46,11 @@ def _pixels(meta: dict, path: Path) -> np.ndarray:
     return load_image(path, pre["resize"], {"L": 1, "RGB": 3}[pre["color"]])
 
 
-def compare(block, meta: dict, a: Path, b: Path) -> dict:
-    """Score, threshold and decision for two image files."""
-    pre, spec = meta["preprocess"], meta["score"]
+def compare(comparator, meta: dict, a: Path, b: Path) -> dict:
+    """Score, threshold and decision for two image files (a on the left, b on the right)."""
+    spec = meta["score"]
     images = np.stack([_pixels(meta, a), _pixels(meta, b)])
-    e = embed(block, images, pre["mean"], pre["std"], 2, mx.cpu())
-    score = float(score_pairs(spec, e[:1], e[1:])[0])
+    score = float(comparator.score(images, [0], [1])[0])
     same = bool(decide(spec, np.array([score]), spec["threshold"])[0])
     kind = "probability same" if spec["higher_is_similar"] else f"{spec['name']} distance"
     return {"left": str(a), "right": str(b), "score": score, "score_kind": kind,
@@ -68,15 +69,16 @@ def list_images(folder: Path) -> List[Path]:
     return files
 
 
-def embed_folder(block, meta: dict, folder: Path, out: Path, batch_size: int) -> dict:
+def embed_folder(comparator, meta: dict, folder: Path, out: Path, side: str = "left") -> dict:
     """Embed every image below `folder` into an .npz (names relative to folder, embeddings)."""
+    if not comparator.embeds:
+        raise UserError(f"--embed: {meta['kind']} exports score pairs and have no embeddings")
     files = list_images(folder)
     pre = meta["preprocess"]
     start = time.perf_counter()
     images = load_images(files, pre["resize"], {"L": 1, "RGB": 3}[pre["color"]],
                          progress=sys.stderr.isatty())
-    emb = embed(block, images, pre["mean"], pre["std"], batch_size, mx.cpu(),
-                progress=sys.stderr.isatty())
+    emb = comparator.embed_side(images, side, progress=sys.stderr.isatty())
     seconds = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp.npz")
@@ -94,13 +96,14 @@ def main(argv=None) -> int:
             raise UserError("give either two image files to compare or --embed IMAGE_DIR")
         if args.batch_size < 1:
             raise UserError("--batch-size must be at least 1")
-        block, meta = open_export(args.export_dir)
         if args.embed:
-            r = embed_folder(block, meta, args.embed, args.out, args.batch_size)
+            comparator, meta = open_comparator(args.export_dir, args.batch_size)
+            r = embed_folder(comparator, meta, args.embed, args.out, args.side)
             print(f"embedded {r['images']} images in {r['seconds']:.2f}s "
                   f"({r['images'] / r['seconds']:.0f} images/s) -> {r['out']}")
             return 0
-        r = compare(block, meta, *args.images)
+        comparator, meta = open_comparator(args.export_dir, 2)
+        r = compare(comparator, meta, *args.images)
         if args.json:
             print(json.dumps(r))
         else:

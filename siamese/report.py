@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import mxnet as mx
 import numpy as np
 
+from .comparator import Comparator
 from .config import read_yaml
 from .errors import UserError
-from .evaluate import embed, score_pair_list
-from .export import META, open_export
+from .evaluate import score_pair_list
+from .export import META, open_comparator
 from .images import load_images
 from .metrics import (
     best_threshold,
@@ -31,6 +31,7 @@ from .metrics import (
 from .oneshot import n_way_accuracy
 from .pairfiles import read_pair_file
 from .pairs import read_train_classes, scan_folder
+from .scoring import score_pairs
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +42,36 @@ BATCH = 256  # the trainer's default eval_batch_size: same batches, same embeddi
 
 @dataclass
 class Model:
-    """An exported branch and what model.json says about it."""
+    """An exported model (one branch, two branches or a pair scorer) and its model.json."""
 
-    block: mx.gluon.SymbolBlock
+    comparator: Comparator
     meta: dict
     export_dir: Path
     run_dir: Optional[Path]
 
-    def embed_files(self, root: Path, paths: Sequence[str], progress: bool) -> np.ndarray:
-        """Embeddings (len(paths), E) of image files, decoded as model.json says."""
+    def load_files(self, root: Path, paths: Sequence[str], progress: bool) -> np.ndarray:
+        """uint8 images (len(paths), H, W, C) of image files, decoded as model.json says."""
         pre = self.meta["preprocess"]
-        images = load_images([root / p for p in paths], pre["resize"], CHANNELS[pre["color"]],
-                             progress)
-        return embed(self.block, images, pre["mean"], pre["std"], BATCH, mx.cpu(), progress)
+        return load_images([root / p for p in paths], pre["resize"], CHANNELS[pre["color"]],
+                           progress)
+
+    def pair_scores(self, root: Path, paths: Sequence[str], progress: bool):
+        """A function (left indices, right indices) -> scores over these image files; images
+        are embedded once per side (embedding models) or pairs scored (pair scorers)."""
+        images = self.load_files(root, paths, progress)
+        c = self.comparator
+        if not c.embeds:
+            return lambda a, b: c.score(images, a, b, progress)
+        left = c.embed_side(images, "left", progress)
+        right = left if c.kind == "branch" and c.right_view == "none" else \
+            c.embed_side(images, "right", progress)
+        return lambda a, b: score_pairs(c.spec, left[a], right[b])
+
+    @property
+    def scoring_note(self) -> str:
+        return ("each unique image embedded once per side, pairs scored from embeddings"
+                if self.comparator.embeds else
+                "each pair run through the two-channel network (no embeddings to cache)")
 
 
 def open_model(target: Path) -> Model:
@@ -66,8 +84,8 @@ def open_model(target: Path) -> Model:
     else:
         raise UserError(f"{target}: neither a run directory with export/{META} nor an export "
                         f"directory with {META}")
-    block, meta = open_export(export_dir)
-    return Model(block, meta, export_dir, run_dir)
+    comparator, meta = open_comparator(export_dir, BATCH)
+    return Model(comparator, meta, export_dir, run_dir)
 
 
 def run_data_root(run_dir: Path) -> Path:
@@ -81,9 +99,8 @@ def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool) -> t
     """Verification figures of a pair list; returns (report, scores, labels)."""
     pairs = read_pair_file(pair_file, root)
     spec, pre = model.meta["score"], model.meta["preprocess"]
-    scores, n_images = score_pair_list(model.block, pairs, root, pre["resize"],
-                                       CHANNELS[pre["color"]], pre["mean"], pre["std"], spec,
-                                       BATCH, mx.cpu(), progress)
+    scores, n_images = score_pair_list(model.comparator, pairs, root, pre["resize"],
+                                       CHANNELS[pre["color"]], progress)
     y, higher = pairs.labels, spec["higher_is_similar"]
     base = verification(scores, y, higher, spec["threshold"])
     sign = 1.0 if higher else -1.0
@@ -95,6 +112,7 @@ def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool) -> t
         "best_accuracy": best_acc, "best_threshold": sign * best_t,
         "best_accuracy_note": "oracle: threshold chosen on the scored pairs (optimistic)",
         "n_pairs": int(len(y)), "n_images": n_images, "pairs_file": str(pair_file),
+        "model_kind": model.meta["kind"], "scoring": model.scoring_note,
         "pairs_format": pairs.kind,
     }
     if pairs.folds is not None:
@@ -113,9 +131,8 @@ def far_report(model: Model, val_file: Path, root: Path, fars: List[float], scor
     they give on the scored pairs (never chosen on the pairs being scored)."""
     val = read_pair_file(val_file, root)
     spec, pre = model.meta["score"], model.meta["preprocess"]
-    val_scores, _ = score_pair_list(model.block, val, root, pre["resize"],
-                                    CHANNELS[pre["color"]], pre["mean"], pre["std"], spec,
-                                    BATCH, mx.cpu(), progress)
+    val_scores, _ = score_pair_list(model.comparator, val, root, pre["resize"],
+                                    CHANNELS[pre["color"]], progress)
     higher = spec["higher_is_similar"]
     out = []
     for far in fars:
@@ -146,10 +163,10 @@ def n_way_report(model: Model, root: Path, ways: List[int], shots: int, episodes
     if max(ways) > len(names):
         raise UserError(f"--n-way {max(ways)}: {root} has only {len(names)} "
                         f"{'unseen ' if classes == 'unseen' else ''}classes")
-    emb = model.embed_files(root, [folder.paths[i] for i in keep], progress)
+    scores = model.pair_scores(root, [folder.paths[i] for i in keep], progress)
     out = {}
     for n in ways:
-        out[str(n)] = dict(n_way_accuracy(emb, folder.labels[keep], model.meta["score"], n,
+        out[str(n)] = dict(n_way_accuracy(scores, folder.labels[keep], model.meta["score"], n,
                                           shots, episodes, seed, folder.classes),
                            classes=classes, n_classes=len(names))
     return out
@@ -221,7 +238,8 @@ def format_table(report: dict) -> str:
     """The figures as aligned text lines."""
     rows = []
     if "auc" in report:
-        rows += [("pairs", f"{report['n_pairs']} ({report['n_images']} images, "
+        rows += [("model", f"{report['model_kind']}: {report['scoring']}"),
+                 ("pairs", f"{report['n_pairs']} ({report['n_images']} images, "
                            f"{report['pairs_format']})"),
                  ("AUC", f"{report['auc']:.4f}"), ("EER", f"{report['eer']:.4f}"),
                  (f"accuracy (threshold from {report['threshold_source']})",
