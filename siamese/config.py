@@ -55,6 +55,9 @@ class DataConfig:
         "none", "shows the right image of every pair inverted or blurred: a second image "
         "domain made from one folder (training, evaluation, export and predict)"
     )
+    labeled_per_class: int = _f(0, "use only this many training images per class for pairs "
+                                "or triplets (0 = all); with a decoder every training image "
+                                "still feeds the reconstruction loss", min=0)
     sampler: Literal["pairs", "pk"] = _f(
         "pairs", "pairs: random pairs (triplets for loss.name: triplet); pk: batches of "
         "classes_per_batch classes x images_per_class images (triplet mining)"
@@ -84,17 +87,30 @@ class ModelConfig:
         "euclidean", "distance between embeddings (lower = more similar): euclidean | cosine "
         "(1 - cos); used by contrastive and triplet losses, evaluation and the export"
     )
-    pretrained: str = _f("", "local .params file of the same gluoncv: network ('' = none)",
+    pretrained: str = _f("", "local weights for the branch ('' = none): a .params file of the "
+                         "same gluoncv: network, or a run directory / .ckpt of this tool whose "
+                         "branch has the same layers (e.g. an autoencoder run)",
                          no_true=NO_DOWNLOAD)
+    init: str = _f("xavier(magnitude=2)", "initializer of the network's weights: xavier, msra, "
+                   "uniform, normal, orthogonal, gluon (MXNet's default), pytorch (PyTorch's "
+                   "default), with arguments, e.g. normal(sigma=0.01)")
+    decoder: Literal["none", "tied", "untied"] = _f(
+        "none", "a decoder mirroring the branch for a reconstruction loss: tied (the branch's "
+        "own weights, transposed) or untied (its own weights); never exported"
+    )
     freeze: List[str] = _f([], "parameter-name prefixes not to train, e.g. [net.conv1, net.layer1]")
 
 
 @dataclass
 class LossConfig:
-    name: str = _f("contrastive", "loss from the registry: contrastive | logistic | triplet")
+    name: str = _f("contrastive", "loss from the registry: contrastive | logistic | triplet | "
+                   "none (reconstruction only, needs model.decoder)")
     margin: float = _f(1.0, "contrastive: different pairs are pushed beyond this distance; "
                        "triplet: d(anchor, negative) must exceed d(anchor, positive) by this",
                        positive=True)
+    reconstruction_weight: float = _f(1.0, "with model.decoder: total loss = similarity loss "
+                                      "+ this x reconstruction loss (mean squared error)",
+                                      positive=True)
     mining: Literal["none", "semi_hard", "hard"] = _f(
         "none", "triplet with data.sampler: pk: none (every triplet of the batch), semi_hard "
         "(closest negative farther than the positive), hard (closest negative)"
@@ -241,6 +257,32 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     return cls(**values)
 
 
+INIT_ARGS = {  # initializer name -> the arguments it takes (siamese.engine builds them)
+    "xavier": ("rnd_type", "factor_type", "magnitude"), "msra": ("factor_type", "slope"),
+    "uniform": ("scale",), "normal": ("sigma",), "orthogonal": ("scale", "rand_type"),
+    "gluon": (), "pytorch": (),
+}
+
+
+def parse_init(text: str) -> tuple:
+    """`xavier(magnitude=2)` -> ("xavier", {"magnitude": 2}); UserError naming model.init."""
+    import re
+
+    m = re.fullmatch(r"\s*([a-z_]+)\s*(?:\((.*)\))?\s*", text or "")
+    if not m or m.group(1) not in INIT_ARGS:
+        raise UserError(f"model.init: unknown initializer {text!r} (valid: "
+                        f"{', '.join(INIT_ARGS)}, with arguments like xavier(magnitude=2))")
+    name, args = m.group(1), {}
+    for part in filter(None, (a.strip() for a in (m.group(2) or "").split(","))):
+        key, _, value = part.partition("=")
+        key = key.strip()
+        if key not in INIT_ARGS[name] or not value.strip():
+            raise UserError(f"model.init: {name} takes {', '.join(INIT_ARGS[name]) or 'no '}"
+                            f"{' as ' if INIT_ARGS[name] else ''}arguments, got {part!r}")
+        args[key] = yaml.safe_load(value.strip())
+    return name, args
+
+
 def parse_threshold_rule(text: str) -> tuple:
     """`accuracy` -> ("accuracy", None); `far:0.001` -> ("far", 0.001). UserError otherwise."""
     if text == "accuracy":
@@ -273,6 +315,15 @@ def _check(cfg: Config) -> None:
     if arch != "siamese" and loss.name == "triplet":
         raise UserError(f"loss.name: triplet needs model.architecture: siamese (anchor, "
                         f"positive and negative through one branch), not {arch}")
+    parse_init(cfg.model.init)
+    if cfg.model.decoder != "none" and arch != "siamese":
+        raise UserError(f"model.decoder: needs model.architecture: siamese, not {arch}")
+    if loss.name == "none" and cfg.model.decoder == "none":
+        raise UserError("loss.name: none trains by reconstruction only; set model.decoder: "
+                        "tied or untied")
+    if loss.name == "none" and d.sampler != "pairs":
+        raise UserError("data.sampler: reconstruction-only training (loss.name: none) draws "
+                        "images, not P x K batches; leave data.sampler: pairs")
     if cfg.model.share and arch != "pseudo_siamese":
         raise UserError(f"model.share: only for model.architecture: pseudo_siamese ({arch} "
                         f"{'shares everything' if arch == 'siamese' else 'has one network'})")

@@ -53,6 +53,10 @@ def prepare(cfg, seed: int, progress: bool = False) -> PairData:
     images = folder.images
     assert images is not None
     splits = split_indices(folder.labels, cfg.split, cfg.val_fraction, cfg.test_fraction, seed)
+    splits["train_all"] = splits["train"]
+    if cfg.labeled_per_class:
+        splits["train"] = labeled_subset(folder.labels, splits["train"], cfg.labeled_per_class,
+                                         seed)
     pairs = {}
     for k, name in enumerate(("val", "test")):
         idx = splits[name]
@@ -62,12 +66,25 @@ def prepare(cfg, seed: int, progress: bool = False) -> PairData:
         rows[:, :2] = idx[rows[:, :2]]  # split-local -> folder indices
         pairs[name] = rows
     PairSampler(folder.labels[splits["train"]], "train")  # fails early if training can't pair
-    log.info("data: %d images, %d classes; split %s: %s images; val/test pairs %d/%d",
+    log.info("data: %d images, %d classes; split %s: %s images%s; val/test pairs %d/%d",
              len(folder.paths), len(folder.classes), cfg.split,
-             "/".join(str(len(splits[k])) for k in ("train", "val", "test")),
-             len(pairs["val"]), len(pairs["test"]))
+             "/".join(str(len(splits[k])) for k in ("train_all", "val", "test")),
+             f" ({len(splits['train'])} training images labelled)" if cfg.labeled_per_class
+             else "", len(pairs["val"]), len(pairs["test"]))
     return PairData(folder, images, splits, pairs, list(cfg.mean), list(cfg.std),
                     cfg.right_view)
+
+
+def labeled_subset(labels: np.ndarray, train: np.ndarray, per_class: int,
+                   seed: int) -> np.ndarray:
+    """A seeded choice of `per_class` training images of each class (all of a smaller class):
+    the only images pairs and triplets are drawn from (data.labeled_per_class)."""
+    rng = np.random.default_rng([seed, 5])
+    keep = []
+    for c in np.unique(labels[train]):
+        members = train[labels[train] == c]
+        keep.append(rng.choice(members, min(per_class, len(members)), replace=False))
+    return np.sort(np.concatenate(keep))
 
 
 def drop_bad_images(folder: ImageFolder, cfg, progress: bool) -> ImageFolder:
@@ -243,9 +260,50 @@ class TrainPK(TrainPairs):
                    mx.nd.array(row, dtype="float32"))
 
 
+class NoExamples(TrainPairs):
+    """Reconstruction-only training (loss.name: none): empty batches; the images come from
+    ReconImages. An epoch is pairs_per_epoch // batch_size steps, as for pairs."""
+
+    n_inputs = 0
+    unit = "images"
+
+    def __init__(self, data: PairData, batch_size: int, images_per_epoch: int, seed: int,
+                 shard: tuple = (0, 1)):
+        self.data, self.batch_size, self.pairs_per_epoch = data, batch_size, images_per_epoch
+        self.index = data.splits["train_all"]
+        self.rank, self.workers = shard
+        if self.batches_per_epoch() == 0:
+            raise UserError("train.pairs_per_epoch: smaller than train.batch_size, no batch")
+
+    def loader(self, epoch: int):
+        return iter([()] * self.batches_per_epoch())
+
+
+class ReconImages:
+    """Batches of training images for the reconstruction loss: every training image, labelled
+    or not (data.labeled_per_class), drawn at random, seeded by epoch (so resume replays)."""
+
+    def __init__(self, data: PairData, batch_size: int, augment_shift: int, seed: int,
+                 shard: tuple = (0, 1)):
+        self.data, self.batch_size, self.shift, self.seed = data, batch_size, augment_shift, seed
+        self.index = data.splits["train_all"]
+        self.rank, self.workers = shard
+
+    def batches(self, epoch: int, n: int):
+        """n NDArrays (B, C, H, W), the k-th for step k of the epoch."""
+        rng = np.random.default_rng([self.seed, 4, epoch])
+        picks = rng.integers(0, len(self.index), (n * self.workers, self.batch_size))
+        for row in picks[self.rank::self.workers][:n]:
+            raw = self.data.images[self.index[row]]
+            yield mx.nd.array(to_tensor(random_shift(raw, self.shift, rng), self.data.mean,
+                                        self.data.std))
+
+
 def train_source(cfg, data: PairData, shard: tuple = (0, 1)) -> TrainPairs:
     """The training batches the config asks for: pairs, triplets or P x K batches."""
     t, d = cfg.train, cfg.data
+    if cfg.loss.name == "none":
+        return NoExamples(data, t.batch_size, t.pairs_per_epoch, cfg.seed, shard)
     if d.sampler == "pk":
         return TrainPK(data, d.classes_per_batch, d.images_per_class, t.pairs_per_epoch,
                        d.augment_shift, cfg.seed, shard)

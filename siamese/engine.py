@@ -6,15 +6,16 @@ import logging
 import math
 import random
 from dataclasses import dataclass
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
 from .comparator import Comparator, training_comparator
-from .config import Config
-from .data import PairData, TrainPairs, prepare, train_source
+from .config import Config, parse_init
+from .data import PairData, ReconImages, TrainPairs, prepare, train_source
+from .decoder import AutoEncoder, build_decoder, reconstruction_loss
 from .device import parse_device
 from .distributed import get_kvstore, rank_and_size
 from .errors import TrainingError, UserError
@@ -59,10 +60,19 @@ class Parts:
     lr_factor: Callable[[float], float]
     step: Callable  # train_step, or amp_train_step with train.amp
     step_pairs: int  # examples per step over all workers: gradients are averaged over these
+    autoencoder: Optional[gluon.HybridBlock] = None  # branch + decoder (model.decoder)
+    recon_images: Optional[ReconImages] = None  # images for the reconstruction loss
+
+    @property
+    def decoder(self) -> Optional[gluon.HybridBlock]:
+        return self.autoencoder.decoder if self.autoencoder is not None else None
 
     @property
     def blocks(self) -> Dict[str, gluon.Block]:
-        return {"model": self.net, "loss": self.loss}
+        blocks = {"model": self.net, "loss": self.loss}
+        if self.autoencoder is not None:
+            blocks["decoder"] = self.autoencoder.decoder
+        return blocks
 
 
 def unique_params(*blocks) -> list:
@@ -117,24 +127,55 @@ class WorkerSumTrainer(gluon.Trainer):
                 self._workers_kv.pushpull(i, p.list_grad(), priority=-i)
 
 
+def make_init(text: str) -> mx.init.Initializer:
+    """The `model.init` initializer. `gluon` is MXNet's own default, Uniform(0.07); `pytorch`
+    is PyTorch's default for conv and linear weights, kaiming_uniform(a=sqrt(5)), which is
+    uniform in +-1/sqrt(fan_in): Xavier(uniform, factor in, magnitude 1)."""
+    name, args = parse_init(text)
+    try:
+        if name == "gluon":
+            return mx.init.Uniform(0.07)
+        if name == "pytorch":
+            return mx.init.Xavier(rnd_type="uniform", factor_type="in", magnitude=1.0)
+        made = {"xavier": mx.init.Xavier, "msra": mx.init.MSRAPrelu, "uniform": mx.init.Uniform,
+                "normal": mx.init.Normal, "orthogonal": mx.init.Orthogonal}[name](**args)
+        made._init_weight("probe", mx.nd.zeros((4, 3, 3, 3)))  # bad argument values fail here
+        return made
+    except (TypeError, ValueError, AssertionError, mx.base.MXNetError) as e:
+        raise UserError(f"model.init: {text!r} is not a valid initializer ({e})") from None
+
+
 def build_blocks(cfg: Config, ctxs: List[mx.Context]) -> tuple:
-    """SiameseNet and loss block, initialised on `ctxs` and hybridized."""
+    """Network, loss block and autoencoder (None without model.decoder), initialised on
+    `ctxs` and hybridized."""
     net = build_model(cfg.model)
     loss = build_loss(cfg)
-    net.initialize(mx.init.Xavier(magnitude=2.0), ctx=ctxs)
+    net.initialize(make_init(cfg.model.init), ctx=ctxs)
     loss.initialize(mx.init.Xavier(), ctx=ctxs)
     # One imperative pass fixes deferred shapes before hybridizing.
     h, w = cfg.data.image_size
     x = mx.nd.zeros((2, cfg.data.channels, h, w), ctx=ctxs[0])
-    loss(*as_tuple(net(*[x] * loss.n_inputs)), *loss.example_targets(2, ctxs[0]))
+    emb = as_tuple(net(*[x] * max(loss.n_inputs, 1)))
+    if loss.n_inputs:
+        loss(*emb, *loss.example_targets(2, ctxs[0]))
     for branch in branches(net):
         if cfg.model.pretrained:
             load_pretrained(branch, cfg.model.pretrained)
         if cfg.model.freeze:
             log.info("frozen: %d parameters", freeze(branch, cfg.model.freeze))
-    for block in (net, loss):
-        block.hybridize(static_alloc=True, static_shape=True)
-    return net, loss
+    autoencoder = None
+    if cfg.model.decoder != "none":
+        decoder = build_decoder(net.branch, cfg.model.decoder, (cfg.data.channels, h, w))
+        branch_ids = {id(p) for p in net.branch.collect_params().values()}
+        for p in decoder.collect_params().values():
+            if id(p) not in branch_ids:
+                p.initialize(default_init=make_init(cfg.model.init), ctx=ctxs)
+        autoencoder = AutoEncoder(net.branch, decoder)
+        autoencoder(x)
+    for block in (net, loss, autoencoder):
+        if block is not None:
+            block.hybridize(static_alloc=True, static_shape=True)
+    return net, loss, autoencoder
 
 
 def build(cfg: Config, progress: bool = False) -> Parts:
@@ -144,8 +185,8 @@ def build(cfg: Config, progress: bool = False) -> Parts:
     if cfg.train.amp:
         init_amp(ctxs)
     data = prepare(cfg.data, cfg.seed, progress=progress)
-    net, loss = build_blocks(cfg, ctxs)
-    params = unique_params(net, loss)
+    net, loss, autoencoder = build_blocks(cfg, ctxs)
+    params = unique_params(*[b for b in (net, loss, autoencoder) if b is not None])
     trainer = build_trainer(params, cfg.train, len(ctxs))
     if cfg.train.amp:
         from mxnet.contrib import amp
@@ -159,8 +200,15 @@ def build(cfg: Config, progress: bool = False) -> Parts:
              cfg.loss.name, f" ({cfg.loss.mining} mining)" if cfg.data.sampler == "pk" else "",
              train_pairs.batch_size, train_pairs.unit)
     step = amp_train_step if cfg.train.amp else train_step
+    recon = None
+    if autoencoder is not None:
+        recon = ReconImages(data, train_pairs.batch_size, cfg.data.augment_shift, cfg.seed,
+                            shard=(rank, workers))
+        log.info("decoder %s: reconstruction loss x %g on batches of %d of all %d training "
+                 "images", cfg.model.decoder, cfg.loss.reconstruction_weight,
+                 train_pairs.batch_size, len(recon.index))
     return Parts(cfg, ctxs, data, net, loss, trainer, train_pairs, lr_factor, step,
-                 train_pairs.batch_size * workers)
+                 train_pairs.batch_size * workers, autoencoder, recon)
 
 
 def init_amp(ctxs: List[mx.Context]) -> None:
@@ -188,26 +236,44 @@ def _losses(net, loss_fn, ctxs, batch) -> list:
     return out
 
 
-def train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int) -> float:
+def _recon_losses(recon, ctxs) -> list:
+    """Per-device weighted reconstruction losses (B,) of (autoencoder, images, weight)."""
+    if recon is None:
+        return []
+    autoencoder, x, weight = recon
+    return [weight * reconstruction_loss(mx.nd, autoencoder(xs), xs)
+            for xs in gluon.utils.split_and_load(x, ctxs, even_split=False)]
+
+
+def train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int, recon=None,
+               components: Optional[dict] = None) -> float:
     """One step on a batch split over devices; returns the summed loss.
 
     `batch` holds `loss_fn.n_inputs` image arrays, then the targets. Each device gets whole
     examples (every side of a pair or triplet). The loss is per example and `trainer.step`
     divides by the number of examples, so `twice` and `concat` get the same learning rate.
+    `recon` = (autoencoder, images (B, C, H, W), weight) adds weight x the reconstruction loss
+    of B images; `components` then receives the summed "similarity" and "reconstruction".
 
     Raises:
         NonFiniteStep: the loss or a gradient is not finite; the update was not applied
             (MXNet would apply NaN updates silently).
     """
     with autograd.record():
-        losses = _losses(net, loss_fn, ctxs, batch)
-    autograd.backward(losses)
+        losses = _losses(net, loss_fn, ctxs, batch) if loss_fn.n_inputs else []
+        rec = _recon_losses(recon, ctxs)
+    autograd.backward(losses + rec)
     trained = [p for p in trainer._params if p.grad_req != "null"]
-    # One sync for both checks: a NaN or inf anywhere makes its sum non-finite.
-    sums = [mx.nd.concat(v.sum().reshape((1,)),
+    # One sync for all checks: a NaN or inf anywhere makes its sum non-finite.
+    zero = [mx.nd.zeros((1,), ctx=c) for c in ctxs]
+    sums = [mx.nd.concat(v.sum().reshape((1,)), r.sum().reshape((1,)),
                          mx.nd.add_n(*[p.grad(c).sum() for p in trained]).reshape((1,)), dim=0)
-            for v, c in zip(losses, ctxs)]
-    total, grads = np.sum([s.asnumpy() for s in sums], axis=0, dtype=np.float64)
+            for v, r, c in zip(losses or zero, rec or zero, ctxs)]
+    sim, rec_sum, grads = np.sum([s.asnumpy() for s in sums], axis=0, dtype=np.float64)
+    total = sim + rec_sum
+    if components is not None:
+        components["similarity"] = components.get("similarity", 0.0) + sim
+        components["reconstruction"] = components.get("reconstruction", 0.0) + rec_sum
     if not math.isfinite(total):
         raise NonFiniteStep(f"non-finite loss ({total})")
     if not math.isfinite(grads):
@@ -216,13 +282,15 @@ def train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int) -> fl
     return float(total)
 
 
-def amp_train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int) -> float:
+def amp_train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int, recon=None,
+                   components: Optional[dict] = None) -> float:
     """train_step under AMP: the loss is scaled for float16 gradients, and AMP's trainer skips
     steps whose scaled gradients overflow (so only the loss is checked here). GPU only."""
     from mxnet.contrib import amp
 
     with autograd.record():
-        losses = _losses(net, loss_fn, ctxs, batch)
+        losses = _losses(net, loss_fn, ctxs, batch) if loss_fn.n_inputs else []
+        losses = losses + _recon_losses(recon, ctxs)
         with amp.scale_loss(losses, trainer) as scaled:
             autograd.backward(scaled)
     total = float(sum(v.sum().asscalar() for v in losses))

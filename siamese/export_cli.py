@@ -46,8 +46,11 @@ def load_run(run_dir: Path, which: str):
         cfg = from_dict(meta["config"])
     except (UserError, KeyError) as e:
         raise UserError(f"{path}: the config saved in it is not valid ({e})") from None
-    net, loss = build_blocks(cfg, [mx.cpu()])
-    checkpoint.restore(path, {"model": net, "loss": loss})
+    net, loss, autoencoder = build_blocks(cfg, [mx.cpu()])
+    blocks = {"model": net, "loss": loss}
+    if autoencoder is not None:  # restored to fit the checkpoint; never exported
+        blocks["decoder"] = autoencoder.decoder
+    checkpoint.restore(path, blocks)
     return cfg, net, loss
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 import mxnet as mx
+import numpy as np
 
 from . import checkpoint
 from .config import Config, to_dict, to_yaml
@@ -39,7 +40,9 @@ class State:
     epoch: int = 0  # completed epochs
     batch: int = 0  # completed batches of the current epoch (a mid-epoch checkpoint)
     loss_sum: float = 0.0  # summed loss over those batches
-    best: dict = field(default_factory=lambda: {"epoch": 0, "auc": -1.0, "eer": 1.0})
+    parts_sum: dict = field(default_factory=dict)  # similarity / reconstruction sums
+    best: dict = field(default_factory=lambda: {"epoch": 0, "auc": -1.0, "eer": 1.0,
+                                                "reconstruction": float("inf")})
     train_seconds: float = 0.0
     skipped: int = 0  # non-finite batches skipped so far
     stopped_early: bool = False  # train.patience epochs passed without a better val AUC
@@ -95,19 +98,23 @@ def run_epoch(parts: Parts, state: State, stop: StopOnSignal, policy, progress: 
     tp, cfg = parts.train_pairs, parts.cfg.train
     n = tp.batches_per_epoch()
     batches = tp.loader(state.epoch)
+    recon = parts.recon_images.batches(state.epoch, n) if parts.recon_images else None
     if progress:
         from tqdm import tqdm
 
         batches = tqdm(batches, total=n, desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
                        unit="batch", leave=False, disable=None)
     for k, batch in enumerate(batches):
+        images = next(recon) if recon is not None else None
         if k < state.batch:
             continue
         parts.trainer.set_learning_rate(cfg.lr * parts.lr_factor(state.epoch + (k + 1) / n))
         policy.before(parts)
+        extra = None if images is None else \
+            (parts.autoencoder, images, parts.cfg.loss.reconstruction_weight)
         try:
             state.loss_sum += parts.step(parts.net, parts.loss, parts.trainer, parts.ctxs,
-                                         batch, parts.step_pairs)
+                                         batch, parts.step_pairs, extra, state.parts_sum)
         except NonFiniteStep as e:
             policy.handle(parts, state, f"epoch {state.epoch + 1}, batch {k + 1}", e)
         state.batch = k + 1
@@ -115,6 +122,24 @@ def run_epoch(parts: Parts, state: State, stop: StopOnSignal, policy, progress: 
             return False
     mx.nd.waitall()
     return True
+
+
+def val_reconstruction(parts: Parts) -> float:
+    """Mean squared reconstruction error of the validation images (unweighted)."""
+    from .decoder import reconstruction_loss
+    from .images import to_tensor
+
+    images = parts.data.images[parts.data.splits["val"]]
+    b, total = parts.cfg.train.eval_batch_size, 0.0
+    for s in range(0, len(images), b):
+        chunk = images[s:s + b]
+        real = len(chunk)
+        if real < b:  # static shapes
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], b - real, 0)])
+        x = mx.nd.array(to_tensor(chunk, parts.data.mean, parts.data.std), ctx=parts.ctxs[0])
+        total += float(reconstruction_loss(mx.nd, parts.autoencoder(x), x)[:real].sum()
+                       .asscalar())
+    return total / max(len(images), 1)
 
 
 def save_checkpoints(parts: Parts, run_dir: Path, state: State, improved: bool) -> Path:
@@ -142,10 +167,17 @@ def end_epoch(parts: Parts, run_dir: Path, state: State, seconds: float, trained
            "val_auc": val["auc"], "val_eer": val["eer"], "val_accuracy": val["accuracy"],
            "examples_per_s": trained * tp.batch_size / max(seconds, 1e-9), "unit": tp.unit,
            "lr": parts.trainer.learning_rate, "seconds": seconds}
-    improved = (val["auc"], -val["eer"]) > (state.best["auc"], -state.best["eer"])
-    state.epoch, state.batch, state.loss_sum = state.epoch + 1, 0, 0.0
+    if parts.autoencoder is not None:
+        row.update({f"train_{k}": v / examples for k, v in state.parts_sum.items()},
+                   val_reconstruction=val_reconstruction(parts))
+    if parts.cfg.loss.name == "none":  # labels ignored: the best epoch reconstructs best
+        improved = row["val_reconstruction"] < state.best.get("reconstruction", float("inf"))
+    else:
+        improved = (val["auc"], -val["eer"]) > (state.best["auc"], -state.best["eer"])
+    state.epoch, state.batch, state.loss_sum, state.parts_sum = state.epoch + 1, 0, 0.0, {}
     if improved:
-        state.best = {"epoch": state.epoch, "auc": val["auc"], "eer": val["eer"]}
+        state.best = {"epoch": state.epoch, "auc": val["auc"], "eer": val["eer"],
+                      "reconstruction": row.get("val_reconstruction", float("inf"))}
     patience = parts.cfg.train.patience
     if patience and state.epoch < parts.cfg.train.epochs and \
             state.epoch - state.best["epoch"] >= patience:
@@ -159,6 +191,10 @@ def end_epoch(parts: Parts, run_dir: Path, state: State, seconds: float, trained
              "%.1fs%s", state.epoch, parts.cfg.train.epochs, row["train_loss"], val["auc"],
              val["eer"], val["accuracy"], row["examples_per_s"], tp.unit, row["lr"], seconds,
              "  *best" if improved else "")
+    if parts.autoencoder is not None:
+        log.info("  similarity %.4f  reconstruction %.4f (x %g)  val reconstruction %.4f",
+                 row.get("train_similarity", 0.0), row["train_reconstruction"],
+                 parts.cfg.loss.reconstruction_weight, row["val_reconstruction"])
     if state.stopped_early:
         log.info("early stop after epoch %d: no better validation AUC for %d epochs "
                  "(train.patience); the best epoch is %d", state.epoch, patience,

@@ -232,6 +232,26 @@ class BatchTripletLoss(TripletLoss):
         return [mx.nd.arange(n, ctx=ctx) % 2, mx.nd.arange(n, ctx=ctx)]
 
 
+class NoSimilarityLoss(HybridBlock):
+    """loss.name: none: no similarity term (reconstruction-only training with a decoder). The
+    embeddings are still scored by `model.distance` at evaluation."""
+
+    n_inputs = 0
+
+    def __init__(self, distance: str = "euclidean", **kwargs):
+        super().__init__(**kwargs)
+        self.distance = distance
+
+    def hybrid_forward(self, F, x):
+        return x
+
+    def example_targets(self, n: int, ctx) -> list:
+        return []
+
+    def score_spec(self) -> dict:
+        return {"name": self.distance, "higher_is_similar": False}
+
+
 def _triplet(cfg):
     if cfg.data.sampler == "pk":
         return BatchTripletLoss(cfg.loss.margin, cfg.model.distance, cfg.loss.mining)
@@ -243,6 +263,7 @@ LOSSES: Dict[str, Callable] = {
     "logistic": lambda cfg: (PairScoreLoss() if cfg.model.architecture == "two_channel"
                              else LogisticLoss()),
     "triplet": _triplet,
+    "none": lambda cfg: NoSimilarityLoss(cfg.model.distance),
 }
 
 

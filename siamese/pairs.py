@@ -221,15 +221,18 @@ def write_pairs_csv(path: Path, paths: List[str], pairs: np.ndarray) -> None:
 
 
 def write_split_csv(path: Path, data) -> None:
-    """Write `path,class,split` for every usable image of a run (PairData)."""
+    """Write `path,class,split,labeled` for every usable image of a run (PairData); labeled is
+    1 for training images pairs are drawn from (data.labeled_per_class), else 0."""
     where = np.empty(len(data.folder.paths), dtype=object)
-    for name, idx in data.splits.items():
-        where[idx] = name
+    for name in ("train_all", "val", "test"):
+        where[data.splits.get(name, data.splits["train"])] = name.replace("_all", "")
+    labeled = np.zeros(len(where), np.int64)
+    labeled[data.splits["train"]] = 1
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["path", "class", "split"])
-        for p, c, s in zip(data.folder.paths, data.folder.labels, where):
-            w.writerow([p, data.folder.classes[c], s])
+        w.writerow(["path", "class", "split", "labeled"])
+        for p, c, s, lab in zip(data.folder.paths, data.folder.labels, where, labeled):
+            w.writerow([p, data.folder.classes[c], s, lab])
 
 
 def read_train_classes(path: Path) -> set:

@@ -60,13 +60,18 @@ def load_pretrained(branch: HybridBlock, path: str) -> None:
     of another shape) keeps its initialisation. Fewer than half matching is an error.
     """
     file = Path(path).expanduser()
+    if file.is_dir():  # a run directory of this tool: its best checkpoint
+        file = file / "checkpoints" / "best.ckpt"
     if not file.is_file():
         raise UserError(f"model.pretrained: no such file: {file}")
-    try:
-        saved = mx.nd.load(str(file))
-    except mx.base.MXNetError:
-        raise UserError(f"model.pretrained: {file}: not an MXNet .params file") from None
-    saved = {k.split(":", 1)[-1]: v for k, v in saved.items()}
+    if file.suffix == ".ckpt":
+        saved = run_branch_params(file)
+    else:
+        try:
+            saved = mx.nd.load(str(file))
+        except mx.base.MXNetError:
+            raise UserError(f"model.pretrained: {file}: not an MXNet .params file") from None
+        saved = {k.split(":", 1)[-1]: v for k, v in saved.items()}
     params = branch._collect_params_with_prefix()
     loaded = 0
     for name, p in params.items():
@@ -79,6 +84,20 @@ def load_pretrained(branch: HybridBlock, path: str) -> None:
         raise UserError(f"model.pretrained: {file}: only {loaded} of {len(params)} parameters "
                         f"match this network by name and shape")
     log.info("loaded %d of %d parameters from %s", loaded, len(params), file)
+
+
+def run_branch_params(file: Path) -> dict:
+    """The branch parameters of one of this tool's checkpoints, by structural name (the
+    `model.branch.` prefix removed); a decoder's or loss head's parameters are not taken."""
+    from . import checkpoint
+
+    _, params, _ = checkpoint.read(file)
+    prefix = "model.branch."
+    out = {k[len(prefix):]: mx.nd.array(v) for k, v in params.items() if k.startswith(prefix)}
+    if not out:
+        raise UserError(f"model.pretrained: {file}: a checkpoint without a siamese branch "
+                        f"(model.architecture: siamese)")
+    return out
 
 
 def freeze(branch: HybridBlock, prefixes: Sequence[str]) -> int:
