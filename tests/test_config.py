@@ -64,3 +64,24 @@ def test_cross_field_rules():
         load_config(DEFAULT, ["data.channels=3", "data.std=[0.5, 0.5]"])
     with pytest.raises(UserError, match="below 1"):
         load_config(DEFAULT, ["data.val_fraction=0.5", "data.test_fraction=0.5"])
+
+
+def test_readme_lists_every_config_key():
+    import dataclasses
+    from pathlib import Path
+
+    from siamese.config import Config
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+    def keys(cls, prefix=""):
+        for f in dataclasses.fields(cls):
+            tp = cls.__dataclass_fields__[f.name].default_factory \
+                if f.default_factory is not dataclasses.MISSING else None
+            if tp is not None and dataclasses.is_dataclass(tp):
+                yield from keys(tp, f"{f.name}.")
+            else:
+                yield prefix + f.name
+
+    missing = [k for k in keys(Config) if f"`{k}`" not in text]
+    assert not missing, missing
