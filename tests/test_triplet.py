@@ -270,7 +270,7 @@ def test_class_split_n_way_on_unseen_classes(tmp_path, capsys):
                                                   "test_pairs": 20},
                       loss={"name": "triplet"})
     split = (run_dir / "pairs" / "split.csv").read_text().splitlines()
-    train_classes = {line.split(",")[1] for line in split[1:] if line.endswith(",train")}
+    train_classes = {line.split(",")[1] for line in split[1:] if line.split(",")[2] == "train"}
     assert len(train_classes) == 4  # 8 classes: 2 val, 2 test, 4 train
     out = tmp_path / "n.json"
     assert eval_cli.main([str(run_dir), "--n-way", "2,4", "--classes", "unseen", "--root",
