@@ -195,8 +195,10 @@ def build(cfg: Config, progress: bool = False) -> Parts:
     rank, workers = rank_and_size(cfg.train.kvstore)
     train_pairs = train_source(cfg, data, shard=(rank, workers))
     lr_factor = get_schedule(cfg.train.schedule, cfg.train.epochs, cfg.train.warmup_epochs)
-    log.info("devices %s; model %s (%s), %d parameters; loss %s%s; batches of %d %s", ctxs,
-             cfg.model.branch, cfg.model.forward_mode, sum(p.data(ctxs[0]).size for p in params),
+    mode = cfg.model.forward_mode if cfg.model.architecture == "siamese" else "each side its own call"
+    log.info("devices %s; model %s %s (%s), %d parameters; loss %s%s; batches of %d %s", ctxs,
+             cfg.model.architecture, cfg.model.branch, mode,
+             sum(p.data(ctxs[0]).size for p in params),
              cfg.loss.name, f" ({cfg.loss.mining} mining)" if cfg.data.sampler == "pk" else "",
              train_pairs.batch_size, train_pairs.unit)
     step = amp_train_step if cfg.train.amp else train_step

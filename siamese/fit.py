@@ -129,6 +129,8 @@ def val_reconstruction(parts: Parts) -> float:
     from .decoder import reconstruction_loss
     from .images import to_tensor
 
+    autoencoder = parts.autoencoder
+    assert autoencoder is not None
     images = parts.data.images[parts.data.splits["val"]]
     b, total = parts.cfg.train.eval_batch_size, 0.0
     for s in range(0, len(images), b):
@@ -137,7 +139,7 @@ def val_reconstruction(parts: Parts) -> float:
         if real < b:  # static shapes
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], b - real, 0)])
         x = mx.nd.array(to_tensor(chunk, parts.data.mean, parts.data.std), ctx=parts.ctxs[0])
-        total += float(reconstruction_loss(mx.nd, parts.autoencoder(x), x)[:real].sum()
+        total += float(reconstruction_loss(mx.nd, autoencoder(x), x)[:real].sum()
                        .asscalar())
     return total / max(len(images), 1)
 

@@ -53,7 +53,7 @@ def _opset(onnx, version: int):
         onnx.checker.DEFAULT_CONTEXT.opset_imports = saved[1]
 
 
-def export_onnx(symbol: Path, params: Path, shapes: Sequence[Sequence[int]], out: Path) -> None:
+def export_onnx(symbol: Path, params: Path, shapes: Sequence, out: Path) -> None:
     """Convert an exported symbol + params to ONNX with a dynamic batch axis.
 
     Weights are removed from the graph inputs (mx.onnx lists them there, which makes
@@ -63,9 +63,8 @@ def export_onnx(symbol: Path, params: Path, shapes: Sequence[Sequence[int]], out
     onnx, _ = require_onnx()
     import mxnet as mx
 
-    if len(shapes) and not isinstance(shapes[0], (list, tuple)):
-        shapes = [shapes]  # one (C, H, W)
-    chws = [tuple(int(v) for v in chw) for chw in shapes]
+    one = len(shapes) and not isinstance(shapes[0], (list, tuple))
+    chws = [tuple(int(v) for v in chw) for chw in ([shapes] if one else shapes)]
     with _opset(onnx, OPSET), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mx.onnx.export_model(str(symbol), str(params), in_shapes=[(1,) + c for c in chws],

@@ -246,3 +246,25 @@ def test_autoencoder_run_starts_a_similarity_run(tmp_path):
     for name, p in net.branch._collect_params_with_prefix().items():
         np.testing.assert_array_equal(p.data().asnumpy(), saved[f"model.branch.{name}"])
     assert train.main([str(cfg), "--run-dir", str(tmp_path / "sim")]) == 0
+
+
+@pytest.mark.slow
+def test_resume_with_decoder_and_pk_batches_equals_an_uninterrupted_run(tmp_path):
+    root = make_folder(tmp_path / "images", classes=4, per_class=10)
+    sections = dict(model={"decoder": "untied"}, loss={"name": "triplet", "mining": "hard"},
+                    data={"sampler": "pk", "classes_per_batch": 3, "images_per_class": 3,
+                          "labeled_per_class": 4, "augment_shift": 1},
+                    train={"epochs": 2, "schedule": "constant", "pairs_per_epoch": 36})
+    cfg = write_config(tmp_path / "c.yaml", root, **sections)
+    assert train.main([str(cfg), "--run-dir", str(tmp_path / "whole")]) == 0
+    assert train.main([str(cfg), "--run-dir", str(tmp_path / "cut"), "--set",
+                       "train.epochs=1"]) == 0
+    assert train.main(["--resume", str(tmp_path / "cut"), "--set", "train.epochs=2"]) == 0
+    whole, cut = (json.loads((tmp_path / r / "metrics.json").read_text())
+                  for r in ("whole", "cut"))
+    assert cut["test"]["threshold"] == pytest.approx(whole["test"]["threshold"], abs=1e-6)
+    assert cut["test"]["auc"] == pytest.approx(whole["test"]["auc"], abs=1e-9)
+    logs = [[json.loads(line) for line in (tmp_path / r / "log.jsonl").read_text().splitlines()]
+            for r in ("whole", "cut")]
+    for a, b in zip(*logs):
+        assert a["train_reconstruction"] == pytest.approx(b["train_reconstruction"], rel=1e-5)
