@@ -195,7 +195,7 @@ def build(cfg: Config, progress: bool = False) -> Parts:
     rank, workers = rank_and_size(cfg.train.kvstore)
     train_pairs = train_source(cfg, data, shard=(rank, workers))
     lr_factor = get_schedule(cfg.train.schedule, cfg.train.epochs, cfg.train.warmup_epochs)
-    mode = cfg.model.forward_mode if cfg.model.architecture == "siamese" else "each side its own call"
+    mode = cfg.model.forward_mode if cfg.model.architecture == "siamese" else "per side"
     log.info("devices %s; model %s %s (%s), %d parameters; loss %s%s; batches of %d %s", ctxs,
              cfg.model.architecture, cfg.model.branch, mode,
              sum(p.data(ctxs[0]).size for p in params),
