@@ -10,7 +10,7 @@ The mirror of ConvNet: Dense(E <- 128) is undone by a fully connected layer with
 transposed embedding weight; the spatial mean by broadcasting back to the last feature map;
 each Conv3x3 by its transposed convolution, which takes the convolution's weight (out, in, 3,
 3) as it is, mapping `out` channels back to `in` (see transposed_conv3x3); each max-pooling by
-bilinear resizing to the size before it. ReLU between layers, none at the end (the target is
+nearest upsampling to the size before it. ReLU between layers, none at the end (the target is
 the normalised input tensor), no BatchNorm. The MLP mirror: the two Dense layers transposed.
 """
 
@@ -131,8 +131,18 @@ class Decoder(HybridBlock):
             x = transposed_conv3x3(F, x, p[f"w{k}"], p[f"b{k}"], self._out(k))
             if k < n - 1:
                 x = F.relu(x)
-                h, w = self._sizes[k]
-                x = F.contrib.BilinearResize2D(x, height=h, width=w)  # undo a max-pooling
+                x = self._unpool(F, x, self._sizes[k - 1], self._sizes[k])
+        return x
+
+    @staticmethod
+    def _unpool(F, x, before, after):
+        """Undo a max-pooling by 2: nearest upsampling, then (odd sizes) repeat the last row or
+        column so the map has the size it had before pooling. Nearest, not bilinear: MXNet's
+        BilinearResize2D backward made training several times slower here."""
+        x = F.UpSampling(x, scale=2, sample_type="nearest", num_args=1)
+        dh, dw = after[0] - 2 * before[0], after[1] - 2 * before[1]
+        if dh or dw:
+            x = F.pad(x, mode="edge", pad_width=(0, 0, 0, 0, 0, dh, 0, dw))
         return x
 
     def _out(self, k: int) -> int:
