@@ -95,6 +95,13 @@ def main(argv=None) -> int:
                 shutil.rmtree(run_dir, ignore_errors=True)
         v, t = m["val"], m["test"]
         print(f"run: {run_dir}")
+        if m.get("exported") is False:
+            print(f"best epoch {m['best_epoch']}: reconstruction error val "
+                  f"{v['reconstruction']:.4f}, test {t['reconstruction']:.4f} (no labelled "
+                  f"pairs, nothing exported)")
+            print(f"use it: python train.py CONFIG --set model.pretrained={run_dir}  "
+                  f"({time.perf_counter() - start:.0f}s in all)")
+            return 0
         early = f", stopped early after {m['epochs_trained']}" if m["stopped_early"] else ""
         print(f"best epoch {m['best_epoch']}{early}; threshold {v['threshold']:.4f} "
               f"({v['threshold_rule']}, chosen on {v['n_pairs']} validation pairs)")

@@ -42,14 +42,16 @@ class PairData:
     right_view: str = "none"  # data.right_view: applied to the right image of every pair
 
 
-def prepare(cfg, seed: int, progress: bool = False) -> PairData:
+def prepare(cfg, seed: int, progress: bool = False, unlabelled_ok: bool = False) -> PairData:
     """Scan, decode, split and draw the fixed validation and test pairs (seeded).
 
     Args:
         cfg: the `data` config section.
         seed: the run seed.
+        unlabelled_ok: reconstruction-only training: a flat folder of images is accepted, and
+            splits that cannot form pairs give none (evaluation is reconstruction only).
     """
-    folder = drop_bad_images(scan_folder(cfg.root), cfg, progress)
+    folder = drop_bad_images(scan_folder(cfg.root, flat=unlabelled_ok), cfg, progress)
     images = folder.images
     assert images is not None
     splits = split_indices(folder.labels, cfg.split, cfg.val_fraction, cfg.test_fraction, seed)
@@ -60,12 +62,20 @@ def prepare(cfg, seed: int, progress: bool = False) -> PairData:
     pairs = {}
     for k, name in enumerate(("val", "test")):
         idx = splits[name]
-        sampler = PairSampler(folder.labels[idx], name)
+        try:
+            sampler = PairSampler(folder.labels[idx], name)
+        except UserError as e:
+            if not unlabelled_ok:
+                raise
+            log.warning("%s; evaluation is by reconstruction only", e)
+            pairs[name] = np.zeros((0, 3), np.int64)
+            continue
         rows = sampler.sample(getattr(cfg, f"{name}_pairs"), np.random.default_rng([seed, 2, k]),
                               unique=True)
         rows[:, :2] = idx[rows[:, :2]]  # split-local -> folder indices
         pairs[name] = rows
-    PairSampler(folder.labels[splits["train"]], "train")  # fails early if training can't pair
+    if not unlabelled_ok:
+        PairSampler(folder.labels[splits["train"]], "train")  # fails early if training can't
     log.info("data: %d images, %d classes; split %s: %s images%s; val/test pairs %d/%d",
              len(folder.paths), len(folder.classes), cfg.split,
              "/".join(str(len(splits[k])) for k in ("train_all", "val", "test")),
@@ -274,6 +284,8 @@ class NoExamples(TrainPairs):
         self.rank, self.workers = shard
         if self.batches_per_epoch() == 0:
             raise UserError("train.pairs_per_epoch: smaller than train.batch_size, no batch")
+        if len(self.index) == 0:
+            raise UserError(f"data.root: {data.folder.root}: no training images")
 
     def loader(self, epoch: int):
         return iter([()] * self.batches_per_epoch())

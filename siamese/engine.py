@@ -184,7 +184,8 @@ def build(cfg: Config, progress: bool = False) -> Parts:
     ctxs = parse_device(cfg.device)
     if cfg.train.amp:
         init_amp(ctxs)
-    data = prepare(cfg.data, cfg.seed, progress=progress)
+    data = prepare(cfg.data, cfg.seed, progress=progress,
+                   unlabelled_ok=cfg.loss.name == "none")
     net, loss, autoencoder = build_blocks(cfg, ctxs)
     params = unique_params(*[b for b in (net, loss, autoencoder) if b is not None])
     trainer = build_trainer(params, cfg.train, len(ctxs))
@@ -315,8 +316,16 @@ def split_scores(parts: Parts, split: str) -> tuple:
     return comparator(parts).score(parts.data.images, rows[:, 0], rows[:, 1]), rows[:, 2]
 
 
+def has_pairs(parts: Parts) -> bool:
+    """False for reconstruction-only runs on unlabelled images (no validation/test pairs)."""
+    return len(parts.data.pairs["val"]) > 0 and len(parts.data.pairs["test"]) > 0
+
+
 def validate(parts: Parts, split: str = "val", threshold=None) -> dict:
-    """Verification metrics of the model on a fixed pair set (threshold None: chosen here)."""
+    """Verification metrics of the model on a fixed pair set (threshold None: chosen here);
+    None values when the run has no pairs (unlabelled reconstruction-only training)."""
+    if not has_pairs(parts):
+        return {"auc": None, "eer": None, "accuracy": None, "threshold": None, "n_pairs": 0}
     scores, labels = split_scores(parts, split)
     return pair_metrics(scores, labels, parts.loss.score_spec(), threshold)
 

@@ -21,7 +21,7 @@ import numpy as np
 from . import checkpoint
 from .config import Config, to_dict, to_yaml
 from .distributed import params_digest
-from .engine import NonFiniteStep, Parts, build, validate, validate_and_test
+from .engine import NonFiniteStep, Parts, build, has_pairs, validate, validate_and_test
 from .errors import Interrupted, TrainingError, UserError
 from .export import export_run
 from .pairs import write_pairs_csv, write_split_csv
@@ -124,14 +124,18 @@ def run_epoch(parts: Parts, state: State, stop: StopOnSignal, policy, progress: 
     return True
 
 
-def val_reconstruction(parts: Parts) -> float:
-    """Mean squared reconstruction error of the validation images (unweighted)."""
+def _f4(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def val_reconstruction(parts: Parts, split: str = "val") -> float:
+    """Mean squared reconstruction error of the validation (or test) images, unweighted."""
     from .decoder import reconstruction_loss
     from .images import to_tensor
 
     autoencoder = parts.autoencoder
     assert autoencoder is not None
-    images = parts.data.images[parts.data.splits["val"]]
+    images = parts.data.images[parts.data.splits[split]]
     b, total = parts.cfg.train.eval_batch_size, 0.0
     for s in range(0, len(images), b):
         chunk = images[s:s + b]
@@ -189,10 +193,10 @@ def end_epoch(parts: Parts, run_dir: Path, state: State, seconds: float, trained
     # redo the epoch; the other order could lose the line of an epoch the checkpoint holds.
     append_jsonl(run_dir / "log.jsonl", row)
     save_checkpoints(parts, run_dir, state, improved)
-    log.info("epoch %d/%d  loss %.4f  val auc %.4f eer %.4f acc %.4f  %.0f %s/s  lr %.2g  "
-             "%.1fs%s", state.epoch, parts.cfg.train.epochs, row["train_loss"], val["auc"],
-             val["eer"], val["accuracy"], row["examples_per_s"], tp.unit, row["lr"], seconds,
-             "  *best" if improved else "")
+    log.info("epoch %d/%d  loss %.4f  val auc %s eer %s acc %s  %.0f %s/s  lr %.2g  "
+             "%.1fs%s", state.epoch, parts.cfg.train.epochs, row["train_loss"],
+             *(_f4(val[k]) for k in ("auc", "eer", "accuracy")), row["examples_per_s"],
+             tp.unit, row["lr"], seconds, "  *best" if improved else "")
     if parts.autoencoder is not None:
         log.info("  similarity %.4f  reconstruction %.4f (x %g)  val reconstruction %.4f",
                  row.get("train_similarity", 0.0), row["train_reconstruction"],
@@ -295,10 +299,26 @@ def fit(cfg: Config, run_dir: Path, progress: bool = False, resume: Optional[tup
     return finish(parts, run_dir, state)
 
 
+def finish_unlabelled(parts: Parts, run_dir: Path, state: State) -> dict:
+    """Reconstruction-only training on unlabelled images: no pairs, so no threshold and no
+    export; the branch is used through model.pretrained = this run directory."""
+    metrics = {"val": {"reconstruction": val_reconstruction(parts, "val")},
+               "test": {"reconstruction": val_reconstruction(parts, "test")},
+               "best_epoch": state.best["epoch"], "epochs_trained": state.epoch,
+               "stopped_early": state.stopped_early, "train_seconds": state.train_seconds,
+               "exported": False}
+    write_json(run_dir / "metrics.json", metrics)
+    log.info("no labelled pairs: nothing to threshold or export; start a similarity run from "
+             "this one with --set model.pretrained=%s", run_dir)
+    return metrics
+
+
 def finish(parts: Parts, run_dir: Path, state: State) -> dict:
     """Load the best checkpoint, choose the threshold on validation, score test, export."""
     t0 = time.perf_counter()
     checkpoint.restore(run_dir / "checkpoints" / "best.ckpt", parts.blocks)
+    if not has_pairs(parts):
+        return finish_unlabelled(parts, run_dir, state)
     val, test, spec = validate_and_test(parts)
     sample = parts.data.images[parts.data.splits["test"][:16]]
     diff = export_run(parts.net, spec, parts.cfg.data, parts.cfg.model, sample,

@@ -42,8 +42,12 @@ def _visible(p: Path) -> bool:
     return not p.name.startswith(".")
 
 
-def scan_folder(root: str | Path) -> ImageFolder:
-    """List the images under `root/<class>/`; hidden and non-image files are ignored."""
+def scan_folder(root: str | Path, flat: bool = False) -> ImageFolder:
+    """List the images under `root/<class>/`; hidden and non-image files are ignored.
+
+    flat: a folder with no class sub-folders but images directly in it is one class "."
+        (unlabelled images, for reconstruction-only training).
+    """
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"data.root: no such folder: {root}")
@@ -60,6 +64,11 @@ def scan_folder(root: str | Path) -> ImageFolder:
         classes.append(cdir.name)
         paths += [f"{cdir.name}/{f.name}" for f in files]
         labels += [label] * len(files)
+    if not classes and flat:
+        files = sorted(f.name for f in root.iterdir() if f.is_file() and _visible(f)
+                       and f.suffix.lower() in IMAGE_EXTENSIONS)
+        if files:
+            return ImageFolder(root, files, np.zeros(len(files), np.int64), ["."])
     if not classes:
         raise UserError(f"data.root: {root}: no class sub-folders with images in them")
     return ImageFolder(root, paths, np.asarray(labels, dtype=np.int64), classes)

@@ -268,3 +268,24 @@ def test_resume_with_decoder_and_pk_batches_equals_an_uninterrupted_run(tmp_path
             for r in ("whole", "cut")]
     for a, b in zip(*logs):
         assert a["train_reconstruction"] == pytest.approx(b["train_reconstruction"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_autoencoder_on_a_flat_folder_of_unlabelled_images(tmp_path, capsys):
+    from PIL import Image
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(20):
+        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(flat / f"{k}.png")
+    cfg = write_config(tmp_path / "ae.yaml", flat, model={"decoder": "tied"},
+                       loss={"name": "none"})
+    assert train.main([str(cfg), "--run-dir", str(tmp_path / "ae")]) == 0
+    m = json.loads((tmp_path / "ae" / "metrics.json").read_text())
+    assert m["exported"] is False and m["val"]["reconstruction"] > 0
+    assert not (tmp_path / "ae" / "export").exists()
+    assert "model.pretrained=" in capsys.readouterr().out
+    # A flat folder is only for reconstruction: a similarity run needs classes.
+    sim = write_config(tmp_path / "sim.yaml", flat)
+    assert train.main([str(sim), "--run-dir", str(tmp_path / "sim")]) == 2
