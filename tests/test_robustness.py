@@ -35,7 +35,7 @@ def start_training(cfg: Path, run_dir: Path, *sets: str, **env) -> subprocess.Po
                             text=True, env={**os.environ, **env})
 
 
-def wait_for(path: Path, timeout: float = 60.0) -> None:
+def wait_for(path: Path, timeout: float = 240.0) -> None:
     end = time.time() + timeout
     while not (path.exists() and path.stat().st_size > 0):
         assert time.time() < end, f"{path} did not appear"
