@@ -56,24 +56,9 @@ DISTANCE_MATRICES: Dict[str, Callable] = {"euclidean": euclidean_matrix,
                                           "cosine": cosine_matrix}
 
 
-class PairTargets:
-    """Pair losses: two image arrays, then the label (B,)."""
-
-    n_inputs = 2
-
-    def example_targets(self, n: int, ctx) -> list:
-        return [mx.nd.zeros((n,), ctx=ctx)]
-
-
-class ContrastiveLoss(PairTargets, HybridBlock):
-    """Hadsell et al. (2006): 0.5 * [y d^2 + (1 - y) max(0, margin - d)^2] per pair.
-
-    Label 1 = same. The score is the distance d: higher = less similar.
-
-    Args:
-        margin: different pairs closer than this are pushed apart (in distance units).
-        distance: a name in DISTANCES.
-    """
+class DistanceLoss(HybridBlock):
+    """A loss on a distance between embeddings (`model.distance`) with a margin; its score at
+    evaluation is that distance (lower = more similar)."""
 
     higher_is_similar = False
 
@@ -86,14 +71,34 @@ class ContrastiveLoss(PairTargets, HybridBlock):
         self.distance = distance
         self._dist = DISTANCES[distance]
 
+    def score_spec(self) -> dict:
+        return {"name": self.distance, "higher_is_similar": False}
+
+
+class PairTargets:
+    """Pair losses: two image arrays, then the label (B,)."""
+
+    n_inputs = 2
+
+    def example_targets(self, n: int, ctx) -> list:
+        return [mx.nd.zeros((n,), ctx=ctx)]
+
+
+class ContrastiveLoss(PairTargets, DistanceLoss):
+    """Hadsell et al. (2006): 0.5 * [y d^2 + (1 - y) max(0, margin - d)^2] per pair.
+
+    Label 1 = same. The score is the distance d: higher = less similar.
+
+    Args:
+        margin: different pairs closer than this are pushed apart (in distance units).
+        distance: a name in DISTANCES.
+    """
+
     def hybrid_forward(self, F, e1, e2, label):
         """e1, e2: (B, E); label: (B,) -> loss per pair (B,)."""
         d = self._dist(F, e1, e2)
         far = F.relu(self.margin - d)
         return 0.5 * (label * F.square(d) + (1 - label) * F.square(far))
-
-    def score_spec(self) -> dict:
-        return {"name": self.distance, "higher_is_similar": False}
 
 
 class LogisticLoss(PairTargets, HybridBlock):
@@ -142,7 +147,7 @@ class PairScoreLoss(PairTargets, HybridBlock):
         return {"name": "pair_scorer", "higher_is_similar": True}
 
 
-class TripletLoss(HybridBlock):
+class TripletLoss(DistanceLoss):
     """Schroff et al. (2015): max(0, d(a, p) - d(a, n) + margin) per triplet.
 
     The network gets anchors, positives and negatives (three image arrays, no targets); the
@@ -151,24 +156,12 @@ class TripletLoss(HybridBlock):
 
     n_inputs = 3
 
-    def __init__(self, margin: float = 1.0, distance: str = "euclidean", **kwargs):
-        super().__init__(**kwargs)
-        if distance not in DISTANCES:
-            raise UserError(f"model.distance: unknown {distance!r} "
-                            f"(valid: {', '.join(DISTANCES)})")
-        self.margin = margin
-        self.distance = distance
-        self._dist = DISTANCES[distance]
-
     def hybrid_forward(self, F, ea, ep, en):
         """ea, ep, en: (B, E) -> loss per triplet (B,)."""
         return F.relu(self._dist(F, ea, ep) - self._dist(F, ea, en) + self.margin)
 
     def example_targets(self, n: int, ctx) -> list:
         return []
-
-    def score_spec(self) -> dict:
-        return {"name": self.distance, "higher_is_similar": False}
 
 
 class BatchTripletLoss(TripletLoss):

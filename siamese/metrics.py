@@ -82,6 +82,18 @@ def accuracy(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:
     return float(np.mean((s >= threshold) == y))
 
 
+def point_threshold(thr: np.ndarray, k: int) -> float:
+    """A similarity threshold that reproduces ROC point k of `roc(...)`'s thresholds: midway
+    between the lowest accepted and the highest rejected distinct score (point 0 accepts
+    nothing, the last point everything)."""
+    distinct = thr[1:]  # descending; point k accepts every score >= distinct[k - 1]
+    if k == 0:
+        return float(distinct[0] + 1.0)
+    if k == len(distinct):
+        return float(distinct[-1] - 1.0)
+    return float((distinct[k - 1] + distinct[k]) / 2.0)
+
+
 def best_threshold(scores: np.ndarray, labels: np.ndarray) -> Tuple[float, float]:
     """The similarity threshold that maximises accuracy on these pairs, and that accuracy.
 
@@ -94,14 +106,7 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> Tuple[float, float
     acc = (tar * p + (1.0 - far) * n) / len(s)  # accept all with score >= thr[k]
     best = np.flatnonzero(acc == acc.max())
     k = int(best[len(best) // 2])
-    distinct = thr[1:]  # descending distinct scores
-    if k == 0:
-        t = distinct[0] + 1.0  # accept nothing
-    elif k == len(distinct):
-        t = distinct[-1] - 1.0  # accept everything
-    else:
-        t = (distinct[k - 1] + distinct[k]) / 2.0
-    return float(t), float(acc[k])
+    return point_threshold(thr, k), float(acc[k])
 
 
 def far_threshold(scores: np.ndarray, labels: np.ndarray, higher_is_similar: bool,
@@ -116,13 +121,7 @@ def far_threshold(scores: np.ndarray, labels: np.ndarray, higher_is_similar: boo
     sign = 1.0 if higher_is_similar else -1.0
     far, tar, thr = roc(sign * np.asarray(scores, np.float64), labels)
     k = int(np.flatnonzero(far <= target).max())  # the ROC point with the most accepts
-    distinct = thr[1:]  # descending; point k accepts every score >= distinct[k - 1]
-    if k == 0:
-        t = distinct[0] + 1.0  # accept nothing
-    elif k == len(distinct):
-        t = distinct[-1] - 1.0  # accept everything
-    else:
-        t = (distinct[k - 1] + distinct[k]) / 2.0
+    t = point_threshold(thr, k)
     return {"threshold": float(sign * t), "far": float(far[k]), "tar": float(tar[k])}
 
 
