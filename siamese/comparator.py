@@ -14,7 +14,7 @@ Three kinds of model compare two images:
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict
 
 import mxnet as mx
 import numpy as np
@@ -142,8 +142,3 @@ def training_comparator(net, spec: dict, mean, std, batch_size: int, ctx: mx.Con
     else:
         blocks = {"scorer": lambda a, b: mx.nd.sigmoid(net(a, b))}
     return Comparator(kind, blocks, spec, mean, std, batch_size, ctx, right_view)
-
-
-def describe(kind: Optional[str]) -> str:
-    return {"branch": "one branch (siamese)", "two_branches": "two branches (pseudo-siamese)",
-            "pair_scorer": "a pair scorer (two-channel)"}.get(kind or "", str(kind))

@@ -18,7 +18,6 @@ from .errors import UserError
 
 log = logging.getLogger(__name__)
 
-ONNX_FILE = "branch.onnx"
 OPSET = 13  # mx2onnx writes ReduceMean with an `axes` attribute, valid up to opset 17
 EXTRA_HINT = "pip install -e '.[onnx]'  (onnx==1.14.1 and onnxruntime)"
 
@@ -77,13 +76,6 @@ def export_onnx(symbol: Path, params: Path, shapes: Sequence, out: Path) -> None
     model.graph.input.extend(inputs)
     onnx.checker.check_model(model)
     onnx.save(model, str(out))
-
-
-def onnx_embed(path: Path, x: np.ndarray) -> np.ndarray:
-    """Run an ONNX branch with onnxruntime on float32 (N, C, H, W); returns (N, E)."""
-    _, ort = require_onnx()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]
 
 
 def onnx_run(path: Path, inputs: dict) -> np.ndarray:

@@ -31,7 +31,7 @@ def exported(trained_run, tmp_path_factory):
 
 
 def test_symbol_and_onnx_round_trip_on_another_batch_size(exported):
-    from siamese.onnx_export import onnx_embed
+    from siamese.onnx_export import onnx_run
 
     run_dir, root, out = exported
     cfg, net, _ = load_run(run_dir, "best")
@@ -42,7 +42,7 @@ def test_symbol_and_onnx_round_trip_on_another_batch_size(exported):
     assert meta["files"]["onnx"] == "branch.onnx"
     assert meta["verified"]["max_abs_diff"]["onnx"] <= meta["verified"]["tolerance"]
     sym = load_branch(out)(mx.nd.array(x)).asnumpy()
-    onx = onnx_embed(out / "branch.onnx", x)
+    onx = onnx_run(out / "branch.onnx", {"data": x})
     assert sym.shape == onx.shape == (3, 8)
     np.testing.assert_allclose(sym, expected, atol=1e-5)
     np.testing.assert_allclose(onx, expected, atol=1e-5)
