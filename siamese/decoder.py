@@ -61,7 +61,15 @@ def transposed_conv3x3(F, x, weight, bias, channels: int):
     plain Convolution path is used; tests compare it with Deconvolution.
     """
     w = F.flip(F.flip(F.transpose(weight, axes=(1, 0, 2, 3)), axis=2), axis=3)
-    return F.Convolution(x, w, bias, kernel=(3, 3), pad=(1, 1), num_filter=channels)
+    if channels >= 8:
+        return F.Convolution(x, w, bias, kernel=(3, 3), pad=(1, 1), num_filter=channels)
+    # oneDNN is 2.5x slower with fewer than 8 output channels (an image's 1 or 3): add filters
+    # of zeros, then keep the real channels. Same values and gradients.
+    extra = -(-8 // channels) - 1
+    w = F.concat(w, F.repeat(F.zeros_like(w), repeats=extra, axis=0), dim=0)
+    b = F.concat(bias, F.repeat(F.zeros_like(bias), repeats=extra, axis=0), dim=0)
+    out = F.Convolution(x, w, b, kernel=(3, 3), pad=(1, 1), num_filter=channels * (extra + 1))
+    return F.slice_axis(out, axis=1, begin=0, end=channels)
 
 
 class Decoder(HybridBlock):

@@ -148,12 +148,24 @@ def test_tied_conv_decoder_reconstructs_the_input_shape(shape):
     assert tied == 64 * 128 + 128 * 64 * 9 + 64 * 32 * 9 + 32 * shape[0] * 9
 
 
-def test_transposed_conv_equals_deconvolution():
+@pytest.mark.parametrize("channels", [1, 3, 4, 8])
+def test_transposed_conv_equals_deconvolution(channels):
     rng = np.random.default_rng(0)
-    x, w, b = (mx.nd.array(rng.normal(size=s)) for s in ((2, 6, 5, 7), (6, 4, 3, 3), (4,)))
-    ref = mx.nd.Deconvolution(x, w, b, kernel=(3, 3), pad=(1, 1), num_filter=4, no_bias=False)
-    got = transposed_conv3x3(mx.nd, x, w, b, 4)
+    shapes = ((2, 6, 5, 7), (6, channels, 3, 3), (channels,))
+    x, w, b = (mx.nd.array(rng.normal(size=s)) for s in shapes)
+    ref = mx.nd.Deconvolution(x, w, b, kernel=(3, 3), pad=(1, 1), num_filter=channels,
+                              no_bias=False)
+    got = transposed_conv3x3(mx.nd, x, w, b, channels)
     np.testing.assert_allclose(got.asnumpy(), ref.asnumpy(), rtol=1e-5, atol=1e-5)
+    grads = []
+    for fn in (lambda: mx.nd.Deconvolution(x, w, b, kernel=(3, 3), pad=(1, 1),
+                                           num_filter=channels, no_bias=False),
+               lambda: transposed_conv3x3(mx.nd, x, w, b, channels)):
+        w.attach_grad()
+        with mx.autograd.record():
+            (fn() * got).sum().backward()
+        grads.append(w.grad.asnumpy().copy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-4, atol=1e-4)
 
 
 def test_unmirrorable_branch_names_model_decoder():
