@@ -27,3 +27,10 @@ class Interrupted(Exception):
     def __init__(self, signum: int, message: str):
         super().__init__(message)
         self.code = 128 + signum
+
+
+def no_pairs_run(run_dir) -> UserError:
+    """The error for a reconstruction-only run on unlabelled images, which has no pairs."""
+    return UserError(f"{run_dir}: a reconstruction-only run on unlabelled images has no pairs, "
+                     f"threshold or export; start a similarity run from it with --set "
+                     f"model.pretrained={run_dir}")

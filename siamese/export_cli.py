@@ -17,7 +17,7 @@ from . import checkpoint
 from .cli import run, setup_logging
 from .comparator import training_comparator
 from .config import from_dict
-from .errors import UserError
+from .errors import UserError, no_pairs_run
 from .evaluate import choose_threshold, score_pair_list
 from .export import TOLERANCE, export_run
 from .images import load_images
@@ -58,6 +58,8 @@ def validation_threshold(cfg, net, loss, run_dir: Path) -> tuple:
     """(score spec with the threshold chosen on pairs/val.csv, 16 test images to verify with)."""
     root, d = Path(cfg.data.root), cfg.data
     spec = loss.score_spec()
+    if (run_dir / "pairs" / "val.csv").read_text().count("\n") <= 1 and cfg.loss.name == "none":
+        raise no_pairs_run(run_dir)
     val = read_pair_file(run_dir / "pairs" / "val.csv", root)
     scorer = training_comparator(net, spec, d.mean, d.std, cfg.train.eval_batch_size, mx.cpu(),
                                  d.right_view)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .comparator import Comparator
 from .config import read_yaml
-from .errors import UserError
+from .errors import UserError, no_pairs_run
 from .evaluate import score_pair_list
 from .export import META, open_comparator
 from .images import load_images
@@ -74,6 +74,17 @@ class Model:
                 "each pair run through the two-channel network (no embeddings to cache)")
 
 
+def _metrics(run_dir: Path) -> dict:
+    """A run's metrics.json, or {} when there is none (or it is unreadable)."""
+    import json
+
+    try:
+        m = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return m if isinstance(m, dict) else {}
+
+
 def open_model(target: Path) -> Model:
     """A run directory (uses its export/) or an export directory (model.json inside)."""
     target = Path(target)
@@ -81,6 +92,8 @@ def open_model(target: Path) -> Model:
         export_dir, run_dir = target / "export", target
     elif (target / META).is_file():
         export_dir, run_dir = target, None
+    elif _metrics(target).get("exported") is False:
+        raise no_pairs_run(target)
     else:
         raise UserError(f"{target}: neither a run directory with export/{META} nor an export "
                         f"directory with {META}")

@@ -298,6 +298,12 @@ def test_autoencoder_on_a_flat_folder_of_unlabelled_images(tmp_path, capsys):
     assert m["exported"] is False and m["val"]["reconstruction"] > 0
     assert not (tmp_path / "ae" / "export").exists()
     assert "model.pretrained=" in capsys.readouterr().out
+    import eval as eval_cli
+    from siamese.export_cli import main as export_main
+
+    for cli in (eval_cli.main, export_main):
+        assert cli([str(tmp_path / "ae")]) == 2
+        assert "reconstruction-only run on unlabelled images" in capsys.readouterr().err
     # A flat folder is only for reconstruction: a similarity run needs classes.
     sim = write_config(tmp_path / "sim.yaml", flat)
     assert train.main([str(sim), "--run-dir", str(tmp_path / "sim")]) == 2
