@@ -165,15 +165,27 @@ class Config:
     seed: int = _f(0, "seeds Python, numpy and mxnet, the splits and the pair sampling")
 
 
-INIT_ARGS = {  # initializer name -> the arguments it takes (siamese.engine builds them)
-    "xavier": ("rnd_type", "factor_type", "magnitude"), "msra": ("factor_type", "slope"),
-    "uniform": ("scale",), "normal": ("sigma",), "orthogonal": ("scale", "rand_type"),
-    "gluon": (), "pytorch": (),
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _choice(*names: str):
+    return lambda v: v in names
+
+
+INIT_ARGS = {  # initializer name -> {argument: check of its value} (siamese.engine builds them)
+    "xavier": {"rnd_type": _choice("uniform", "gaussian"),
+               "factor_type": _choice("avg", "in", "out"), "magnitude": _number},
+    "msra": {"factor_type": _choice("avg", "in", "out"), "slope": _number},
+    "uniform": {"scale": _number}, "normal": {"sigma": _number},
+    "orthogonal": {"scale": _number, "rand_type": _choice("uniform", "normal")},
+    "gluon": {}, "pytorch": {},
 }
 
 
 def parse_init(text: str) -> tuple:
-    """`xavier(magnitude=2)` -> ("xavier", {"magnitude": 2}); UserError naming model.init."""
+    """`xavier(magnitude=2)` -> ("xavier", {"magnitude": 2}); UserError naming model.init for
+    an unknown name, argument or value."""
     import re
 
     m = re.fullmatch(r"\s*([a-z_]+)\s*(?:\((.*)\))?\s*", text or "")
@@ -181,13 +193,19 @@ def parse_init(text: str) -> tuple:
         raise UserError(f"model.init: unknown initializer {text!r} (valid: "
                         f"{', '.join(INIT_ARGS)}, with arguments like xavier(magnitude=2))")
     name, args = m.group(1), {}
+    allowed = INIT_ARGS[name]
     for part in filter(None, (a.strip() for a in (m.group(2) or "").split(","))):
         key, _, value = part.partition("=")
         key = key.strip()
-        if key not in INIT_ARGS[name] or not value.strip():
-            raise UserError(f"model.init: {name} takes {', '.join(INIT_ARGS[name]) or 'no '}"
-                            f"{' as ' if INIT_ARGS[name] else ''}arguments, got {part!r}")
-        args[key] = yaml.safe_load(value.strip())
+        if key not in allowed or not value.strip():
+            raise UserError(f"model.init: {name} takes {', '.join(allowed) or 'no '}"
+                            f"{' as ' if allowed else ''}arguments, got {part!r}")
+        try:
+            args[key] = yaml.safe_load(value.strip())
+        except yaml.YAMLError:
+            args[key] = value.strip()
+        if not allowed[key](args[key]):
+            raise UserError(f"model.init: {name}: {key}={value.strip()} is not a valid value")
     return name, args
 
 
