@@ -197,6 +197,12 @@ def build(cfg: Config, progress: bool = False) -> Parts:
              sum(p.data(ctxs[0]).size for p in params),
              cfg.loss.name, f" ({cfg.loss.mining} mining)" if cfg.data.sampler == "pk" else "",
              train_pairs.batch_size, train_pairs.unit)
+    if cfg.data.split == "class" and cfg.loss.name == "logistic" \
+            and cfg.model.architecture != "two_channel":
+        log.warning("loss.name logistic with data.split class: the learned head weighs the "
+                    "training classes' embedding differences and scored below chance on unseen "
+                    "digits in one of two draws (README, 'Contrastive or triplet'); contrastive "
+                    "or triplet is safer for classes never seen in training")
     step = amp_train_step if cfg.train.amp else train_step
     recon = None
     if autoencoder is not None:

@@ -288,3 +288,19 @@ def test_config_defaults_are_unchanged():
             cfg.train.patience) == ("contrastive", "pairs", "euclidean", "accuracy", 0)
     assert isinstance(cfg.data, DataConfig) and isinstance(cfg.loss, LossConfig)
     assert isinstance(cfg.train, TrainConfig)
+
+
+@pytest.mark.parametrize("loss,split,warned", [("logistic", "class", True),
+                                               ("contrastive", "class", False),
+                                               ("logistic", "image", False)])
+def test_logistic_head_on_unseen_classes_is_warned(tmp_path, caplog, loss, split, warned):
+    from siamese.config import load_config
+    from siamese.engine import build
+
+    root = make_folder(tmp_path / "data", classes=6, per_class=8)
+    data = {"split": split, **({"val_fraction": 0.34, "test_fraction": 0.34}
+                               if split == "class" else {})}
+    cfg = load_config(write_config(tmp_path / "c.yaml", root, loss={"name": loss}, data=data))
+    with caplog.at_level(logging.WARNING):
+        build(cfg)
+    assert ("below chance on unseen" in caplog.text) == warned
