@@ -14,8 +14,9 @@ from conftest import make_folder, write_config
 
 import eval as eval_cli
 import train
-from siamese.config import Config, DataConfig, LossConfig, TrainConfig, from_dict
+from siamese.config import Config, DataConfig, LossConfig, TrainConfig, from_dict, load_config
 from siamese.data import PairData, TrainPK
+from siamese.engine import build
 from siamese.errors import UserError
 from siamese.losses import BatchTripletLoss, TripletLoss, cosine_matrix, euclidean_matrix
 from siamese.metrics import far_threshold, rates_at
@@ -294,9 +295,6 @@ def test_config_defaults_are_unchanged():
                                                ("contrastive", "class", False),
                                                ("logistic", "image", False)])
 def test_logistic_head_on_unseen_classes_is_warned(tmp_path, caplog, loss, split, warned):
-    from siamese.config import load_config
-    from siamese.engine import build
-
     root = make_folder(tmp_path / "data", classes=6, per_class=8)
     data = {"split": split, **({"val_fraction": 0.34, "test_fraction": 0.34}
                                if split == "class" else {})}
