@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         setup_logging()
         if args.shots < 1 or args.episodes < 1:
             raise UserError("--shots and --episodes must be at least 1")
-        from siamese.report import evaluate, format_table, write_outputs
+        from siamese.eval.report import evaluate, format_table, write_outputs
 
         report, plot, model = evaluate(args.target, args.pairs, args.root, args.n_way,
                                        args.shots, args.episodes, args.seed,

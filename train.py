@@ -31,16 +31,17 @@ def resume_plan(args) -> tuple:
     """(config, run_dir, (checkpoint, meta)) for --resume."""
     from siamese.config import load_config
     from siamese.errors import UserError
-    from siamese.resume import newest_checkpoint, resume_config
+    from siamese.formats.rundir import RunDir
+    from siamese.train.resume import newest_checkpoint, resume_config
 
-    run_dir = args.resume
-    if not (run_dir / "config.yaml").is_file():
+    run_dir = RunDir(args.resume)
+    if not run_dir.is_run():
         raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
     path, meta = newest_checkpoint(run_dir)
     given = load_config(args.config) if args.config else None
     cfg = resume_config(meta["config"], args.set, given)
     done = meta["epoch"] >= cfg.train.epochs or meta["state"].get("stopped_early")
-    if done and (run_dir / "metrics.json").exists():
+    if done and run_dir.metrics.exists():
         raise UserError(f"{run_dir}: already finished {meta['epoch']} epochs"
                         f"{' (stopped early)' if meta['state'].get('stopped_early') else ''}; "
                         f"pass --set train.epochs=N with a larger N to train further")
@@ -52,17 +53,18 @@ SCRATCH = "siamese-worker"
 
 def worker_scratch(cfg):
     """Distributed workers other than rank 0 write to a scratch folder, removed at the end."""
-    from siamese.distributed import is_distributed, rank_and_size
+    from siamese.formats.rundir import RunDir
+    from siamese.train.distributed import is_distributed, rank_and_size
 
     if not is_distributed(cfg.train.kvstore):
         return None
     rank, _ = rank_and_size(cfg.train.kvstore)
     if rank == 0:
         return None
-    path = Path(tempfile.mkdtemp(prefix=f"{SCRATCH}{rank}-"))
-    (path / "checkpoints").mkdir()
-    (path / "pairs").mkdir()
-    return path
+    run = RunDir(tempfile.mkdtemp(prefix=f"{SCRATCH}{rank}-"))
+    run.checkpoints.mkdir()
+    run.pairs.mkdir()
+    return run
 
 
 def main(argv=None) -> int:
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
     def body() -> int:
         from siamese.config import load_config
         from siamese.errors import UserError
-        from siamese.rundir import default_run_dir, prepare_run_dir
+        from siamese.formats.rundir import default_run_dir, prepare_run_dir
 
         if args.resume:
             setup_logging()
@@ -84,15 +86,15 @@ def main(argv=None) -> int:
             run_dir = worker_scratch(cfg) or prepare_run_dir(
                 args.run_dir or default_run_dir(args.config), args.force)
             resume = None
-        setup_logging(run_dir / "train.log")
-        from siamese.fit import fit
+        setup_logging(run_dir.train_log)
+        from siamese.pipeline import train_and_export
 
         start = time.perf_counter()
         try:
-            m = fit(cfg, run_dir, progress=sys.stderr.isatty(), resume=resume)
+            m = train_and_export(cfg, run_dir, progress=sys.stderr.isatty(), resume=resume)
         finally:
-            if run_dir.name.startswith(SCRATCH):
-                shutil.rmtree(run_dir, ignore_errors=True)
+            if run_dir.root.name.startswith(SCRATCH):
+                shutil.rmtree(run_dir.root, ignore_errors=True)
         v, t = m["val"], m["test"]
         print(f"run: {run_dir}")
         if m.get("exported") is False:
@@ -107,7 +109,7 @@ def main(argv=None) -> int:
               f"({v['threshold_rule']}, chosen on {v['n_pairs']} validation pairs)")
         print(f"test: auc {t['auc']:.4f}  eer {t['eer']:.4f}  accuracy {t['accuracy']:.4f}  "
               f"tar {t['tar']:.4f} far {t['far']:.4f}  ({t['n_pairs']} pairs)")
-        print(f"export: {run_dir / 'export'}  ({time.perf_counter() - start:.0f}s in all)")
+        print(f"export: {run_dir.export}  ({time.perf_counter() - start:.0f}s in all)")
         return 0
 
     return run(body)

@@ -23,11 +23,18 @@ import mxnet as mx
 import numpy as np
 
 from .config import Config, DataConfig, ModelConfig, TrainConfig
-from .engine import build, build_trainer, train_step
-from .evaluate import embed
-from .flops import training_flops_per_pair
-from .losses import ContrastiveLoss
-from .model import SiameseNet, get_branch
+from .eval.comparator import embed
+from .losses.pair import ContrastiveLoss
+from .models.architectures import SiameseNet
+from .models.branches import get_branch
+from .models.flops import training_flops_per_pair
+from .train.engine import build
+from .train.fit import run_epoch
+from .train.signals import StopOnSignal
+from .train.state import State
+from .train.step import train_step
+from .train.trainer import build_trainer
+from .train.validation import validate
 
 SIZES = {32: 128, 105: 32}  # image side -> batch of pairs
 EMBEDDING = 64  # as configs/pairs.yaml
@@ -92,9 +99,6 @@ def step_config(size: int, mode: str, hybrid: bool, quick: bool) -> dict:
 
 def fit_config(quick: bool) -> dict:
     """The real training loop on data/digits (loading, augmentation, sampling, logging)."""
-    from .fit import State, run_epoch
-    from .signals import StopOnSignal
-
     root = Path(__file__).resolve().parents[1] / "data" / "digits"
     cfg = Config(data=DataConfig(root=str(root), augment_shift=2),
                  model=ModelConfig(embedding_size=EMBEDDING),
@@ -111,8 +115,6 @@ def fit_config(quick: bool) -> dict:
             t = time.perf_counter()
             run_epoch(parts, state, stop, policy, progress=False)
             rates.append(cfg.train.pairs_per_epoch // 128 * 128 / (time.perf_counter() - t))
-    from .engine import validate
-
     t = time.perf_counter()
     validate(parts, "test")
     eval_s = time.perf_counter() - t

@@ -21,10 +21,12 @@ from typing import List
 import numpy as np
 
 from .cli import run, setup_logging
+from .data.images import IMAGE_EXTENSIONS, load_image, load_images
 from .errors import UserError
-from .export import open_comparator
-from .images import IMAGE_EXTENSIONS, load_image, load_images
-from .scoring import decide
+from .eval.comparator import open_comparator
+from .eval.scoring import decide
+from .formats.atomic import atomic_path
+from .formats.preprocess import CHANNELS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def _pixels(meta: dict, path: Path) -> np.ndarray:
     pre = meta["preprocess"]
-    return load_image(path, pre["resize"], {"L": 1, "RGB": 3}[pre["color"]])
+    return load_image(path, pre["resize"], CHANNELS[pre["color"]])
 
 
 def compare(comparator, meta: dict, a: Path, b: Path) -> dict:
@@ -76,14 +78,14 @@ def embed_folder(comparator, meta: dict, folder: Path, out: Path, side: str = "l
     files = list_images(folder)
     pre = meta["preprocess"]
     start = time.perf_counter()
-    images = load_images(files, pre["resize"], {"L": 1, "RGB": 3}[pre["color"]],
+    images = load_images(files, pre["resize"], CHANNELS[pre["color"]],
                          progress=sys.stderr.isatty())
     emb = comparator.embed_side(images, side, progress=sys.stderr.isatty())
     seconds = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.npz")
-    np.savez(tmp, names=np.array([str(f.relative_to(folder)) for f in files]), embeddings=emb)
-    tmp.replace(out)
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, names=np.array([str(f.relative_to(folder)) for f in files]),
+                 embeddings=emb)
     return {"images": len(files), "seconds": seconds, "out": str(out)}
 
 

@@ -1,0 +1,106 @@
+"""Rules that involve more than one config key, and the parsing of keys with a small grammar
+(`model.init`, `eval.threshold`). Errors name the key."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from ..errors import UserError
+from .schema import Config
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _choice(*names: str):
+    return lambda v: v in names
+
+
+# initializer name -> {argument: check of its value}; siamese.models.init builds them
+INIT_ARGS = {
+    "xavier": {"rnd_type": _choice("uniform", "gaussian"),
+               "factor_type": _choice("avg", "in", "out"), "magnitude": _number},
+    "msra": {"factor_type": _choice("avg", "in", "out"), "slope": _number},
+    "uniform": {"scale": _number}, "normal": {"sigma": _number},
+    "orthogonal": {"scale": _number, "rand_type": _choice("uniform", "normal")},
+    "gluon": {}, "pytorch": {},
+}
+
+
+def parse_init(text: str) -> tuple:
+    """`xavier(magnitude=2)` -> ("xavier", {"magnitude": 2}); UserError naming model.init for
+    an unknown name, argument or value."""
+    m = re.fullmatch(r"\s*([a-z_]+)\s*(?:\((.*)\))?\s*", text or "")
+    if not m or m.group(1) not in INIT_ARGS:
+        raise UserError(f"model.init: unknown initializer {text!r} (valid: "
+                        f"{', '.join(INIT_ARGS)}, with arguments like xavier(magnitude=2))")
+    name, args = m.group(1), {}
+    allowed = INIT_ARGS[name]
+    for part in filter(None, (a.strip() for a in (m.group(2) or "").split(","))):
+        key, _, value = part.partition("=")
+        key = key.strip()
+        if key not in allowed or not value.strip():
+            raise UserError(f"model.init: {name} takes {', '.join(allowed) or 'no '}"
+                            f"{' as ' if allowed else ''}arguments, got {part!r}")
+        try:
+            args[key] = yaml.safe_load(value.strip())
+        except yaml.YAMLError:
+            args[key] = value.strip()
+        if not allowed[key](args[key]):
+            raise UserError(f"model.init: {name}: {key}={value.strip()} is not a valid value")
+    return name, args
+
+
+def parse_threshold_rule(text: str) -> tuple:
+    """`accuracy` -> ("accuracy", None); `far:0.001` -> ("far", 0.001). UserError otherwise."""
+    if text == "accuracy":
+        return "accuracy", None
+    if text.startswith("far:"):
+        try:
+            far = float(text[4:])
+        except ValueError:
+            far = -1.0
+        if 0.0 < far < 1.0:
+            return "far", far
+    raise UserError(f"eval.threshold: expected accuracy or far:<rate in (0, 1)> such as "
+                    f"far:0.001, got {text!r}")
+
+
+def check(cfg: Config) -> None:
+    """Rules that involve more than one field."""
+    parse_threshold_rule(cfg.eval.threshold)
+    loss, d = cfg.loss, cfg.data
+    if loss.mining != "none" and d.sampler != "pk":
+        raise UserError(f"loss.mining: {loss.mining} mines inside P x K batches; set "
+                        f"data.sampler: pk (with loss.name: triplet)")
+    if d.sampler == "pk" and loss.name != "triplet":
+        raise UserError(f"data.sampler: pk batches are for loss.name: triplet, not {loss.name}")
+    arch = cfg.model.architecture
+    if arch == "two_channel" and loss.name != "logistic":
+        raise UserError(f"loss.name: model.architecture: two_channel outputs a score per pair "
+                        f"and trains with loss.name: logistic (binary cross-entropy), not "
+                        f"{loss.name}")
+    if arch != "siamese" and loss.name == "triplet":
+        raise UserError(f"loss.name: triplet needs model.architecture: siamese (anchor, "
+                        f"positive and negative through one branch), not {arch}")
+    parse_init(cfg.model.init)
+    if cfg.model.decoder != "none" and arch != "siamese":
+        raise UserError(f"model.decoder: needs model.architecture: siamese, not {arch}")
+    if loss.name == "none" and cfg.model.decoder == "none":
+        raise UserError("loss.name: none trains by reconstruction only; set model.decoder: "
+                        "tied or untied")
+    if loss.name == "none" and d.sampler != "pairs":
+        raise UserError("data.sampler: reconstruction-only training (loss.name: none) draws "
+                        "images, not P x K batches; leave data.sampler: pairs")
+    if cfg.model.share and arch != "pseudo_siamese":
+        raise UserError(f"model.share: only for model.architecture: pseudo_siamese ({arch} "
+                        f"{'shares everything' if arch == 'siamese' else 'has one network'})")
+    if d.val_fraction + d.test_fraction >= 1.0:
+        raise UserError("data.test_fraction: val_fraction + test_fraction must be below 1")
+    for key in ("mean", "std"):
+        if len(getattr(d, key)) not in (1, d.channels):
+            raise UserError(f"data.{key}: needs 1 or {d.channels} values (data.channels)")

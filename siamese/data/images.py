@@ -1,0 +1,92 @@
+"""Decode images: Pillow and numpy only (shared by training, eval and predict).
+
+One code path turns a file into the network's input, so the numbers a deployed model sees are
+the numbers it was trained and scored on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import UserError
+from ..formats.preprocess import COLOR_MODES
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
+                    ".ppm")
+
+
+def load_image(path: str | Path, size: Sequence[int], channels: int) -> np.ndarray:
+    """Decode one file, convert its colour mode and resize it.
+
+    Args:
+        path: image file (any format Pillow reads, any size, grayscale or colour).
+        size: (height, width) in pixels.
+        channels: 1 (grayscale) or 3 (RGB).
+    Returns:
+        uint8 array (H, W, C).
+    Raises:
+        UserError: naming the file when it cannot be decoded (a truncated file included).
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()  # decodes fully: a truncated file raises here instead of going black
+            img = img.convert(COLOR_MODES[channels])
+            h, w = int(size[0]), int(size[1])
+            if img.size != (w, h):
+                img = img.resize((w, h), Image.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        raise UserError(f"{path}: cannot read image ({e})") from None
+    return arr.reshape(arr.shape[0], arr.shape[1], channels)
+
+
+def decode_all(paths: Sequence[str | Path], size: Sequence[int], channels: int,
+               progress: bool = False) -> tuple[np.ndarray, list]:
+    """Decode many files, collecting the unreadable ones; threads overlap the decoding.
+
+    Returns:
+        (uint8 array (N_good, H, W, C) of the readable files in order, [(index, message)]).
+    """
+    out = np.empty((len(paths), int(size[0]), int(size[1]), channels), dtype=np.uint8)
+    bad: list = []
+
+    def one(i: int) -> None:
+        try:
+            out[i] = load_image(paths[i], size, channels)
+        except UserError as e:
+            bad.append((i, str(e)))
+
+    if len(paths):
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            jobs = pool.map(one, range(len(paths)))
+            if progress:
+                from tqdm import tqdm
+
+                jobs = tqdm(jobs, total=len(paths), desc="decode", unit="img", leave=False)
+            for _ in jobs:
+                pass
+    bad.sort()
+    if not bad:
+        return out, bad
+    return out[np.setdiff1d(np.arange(len(paths)), [i for i, _ in bad])], bad
+
+
+def load_images(paths: Sequence[str | Path], size: Sequence[int], channels: int,
+                progress: bool = False) -> np.ndarray:
+    """Decode many files into one uint8 array (N, H, W, C).
+
+    Raises:
+        UserError: the first unreadable file, named.
+    """
+    images, bad = decode_all(paths, size, channels, progress)
+    if bad:
+        raise UserError(bad[0][1])
+    return images

@@ -1,0 +1,110 @@
+"""Everything a run needs from its images: decoded once, split, with fixed val/test pairs.
+
+Every image of the run is decoded once into a uint8 array (N, H, W, C). Training batches gather
+rows from that array (siamese.data.loaders), so an epoch costs no file I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Dict, List
+
+import numpy as np
+
+from ..errors import UserError
+from .folder import ImageFolder, scan_folder
+from .images import decode_all
+from .sampling import PairSampler
+from .splits import labeled_subset, split_indices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PairData:
+    """Everything a run needs from the data section.
+
+    Attributes:
+        folder: the scanned image folder.
+        images: uint8 (N, H, W, C), every image of the folder, decoded and resized.
+        splits: "train" / "val" / "test" -> image indices into `images`.
+        pairs: "val" / "test" -> (n, 3) rows of (i, j, label), indices into `images`.
+    """
+
+    folder: ImageFolder
+    images: np.ndarray
+    splits: Dict[str, np.ndarray]
+    pairs: Dict[str, np.ndarray]
+    mean: List[float]
+    std: List[float]
+    right_view: str = "none"  # data.right_view: applied to the right image of every pair
+
+
+def prepare(cfg, seed: int, progress: bool = False, unlabelled_ok: bool = False) -> PairData:
+    """Scan, decode, split and draw the fixed validation and test pairs (seeded).
+
+    Args:
+        cfg: the `data` config section.
+        seed: the run seed.
+        unlabelled_ok: reconstruction-only training: a flat folder of images is accepted, and
+            splits that cannot form pairs give none (evaluation is reconstruction only).
+    """
+    folder = drop_bad_images(scan_folder(cfg.root, flat=unlabelled_ok), cfg, progress)
+    images = folder.images
+    assert images is not None
+    splits = split_indices(folder.labels, cfg.split, cfg.val_fraction, cfg.test_fraction, seed)
+    splits["train_all"] = splits["train"]
+    if cfg.labeled_per_class:
+        splits["train"] = labeled_subset(folder.labels, splits["train"], cfg.labeled_per_class,
+                                         seed)
+    pairs = {}
+    for k, name in enumerate(("val", "test")):
+        idx = splits[name]
+        try:
+            sampler = PairSampler(folder.labels[idx], name)
+        except UserError as e:
+            if not unlabelled_ok:
+                raise
+            log.warning("%s; evaluation is by reconstruction only", e)
+            pairs[name] = np.zeros((0, 3), np.int64)
+            continue
+        rows = sampler.sample(getattr(cfg, f"{name}_pairs"), np.random.default_rng([seed, 2, k]),
+                              unique=True)
+        rows[:, :2] = idx[rows[:, :2]]  # split-local -> folder indices
+        pairs[name] = rows
+    if not unlabelled_ok:
+        PairSampler(folder.labels[splits["train"]], "train")  # fails early if training can't
+    log.info("data: %d images, %d classes; split %s: %s images%s; val/test pairs %d/%d",
+             len(folder.paths), len(folder.classes), cfg.split,
+             "/".join(str(len(splits[k])) for k in ("train_all", "val", "test")),
+             f" ({len(splits['train'])} training images labelled)" if cfg.labeled_per_class
+             else "", len(pairs["val"]), len(pairs["test"]))
+    return PairData(folder, images, splits, pairs, list(cfg.mean), list(cfg.std),
+                    cfg.right_view)
+
+
+def drop_bad_images(folder: ImageFolder, cfg, progress: bool) -> ImageFolder:
+    """Decode every image once (a full decode: truncated files fail here, not later as black
+    images). Unreadable ones are skipped with a warning each, or (`data.bad_images: error`)
+    stop the run naming them. Returns the folder without them, `images` attached."""
+    images, bad = decode_all([folder.root / p for p in folder.paths], cfg.image_size,
+                             cfg.channels, progress=progress)
+    if bad and cfg.bad_images == "error":
+        names = ", ".join(folder.paths[i] for i, _ in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise UserError(f"data.bad_images: {len(bad)} unreadable image(s) in {folder.root}: "
+                        f"{names}{more} (set data.bad_images: skip to leave them out)")
+    for _, message in bad:
+        log.warning("skipped: %s", message)
+    if bad:
+        log.warning("skipped %d unreadable image(s) of %d (data.bad_images: skip)", len(bad),
+                    len(folder.paths))
+    keep = np.setdiff1d(np.arange(len(folder.paths)), [i for i, _ in bad])
+    labels = folder.labels[keep]
+    counts = np.bincount(labels, minlength=len(folder.classes))
+    for c in np.flatnonzero(counts < 2):
+        log.warning("class %s has %d usable image(s): it takes part in different pairs only",
+                    folder.classes[c], counts[c])
+    return ImageFolder(folder.root, [folder.paths[i] for i in keep], labels, folder.classes,
+                       images)

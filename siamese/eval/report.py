@@ -1,0 +1,263 @@
+"""The evaluation tool behind eval.py: a run or an export, a pair list or n-way episodes.
+
+Everything is computed before anything is written, so a failing evaluation leaves no files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..config import read_yaml
+from ..data.folder import scan_folder
+from ..data.images import load_images
+from ..data.pairfiles import read_pair_file
+from ..errors import UserError, no_pairs_run
+from ..formats.atomic import write_json
+from ..formats.bundle import META
+from ..formats.pairsets import read_train_classes
+from ..formats.preprocess import CHANNELS
+from ..formats.rundir import RunDir
+from .comparator import Comparator, open_comparator, score_pair_list
+from .metrics import (
+    best_threshold,
+    eer,
+    far_threshold,
+    kfold_accuracy,
+    rates_at,
+    tar_at_far,
+    verification,
+)
+from .oneshot import n_way_accuracy
+from .plots import plot_roc, plot_scores
+from .scoring import score_pairs
+
+log = logging.getLogger(__name__)
+
+FARS = ("0.1", "0.01", "0.001")
+BATCH = 256  # the trainer's default eval_batch_size: same batches, same embeddings
+
+
+@dataclass
+class Model:
+    """An exported model (one branch, two branches or a pair scorer) and its model.json."""
+
+    comparator: Comparator
+    meta: dict
+    export_dir: Path
+    run_dir: Optional[Path]
+
+    def load_files(self, root: Path, paths: Sequence[str], progress: bool) -> np.ndarray:
+        """uint8 images (len(paths), H, W, C) of image files, decoded as model.json says."""
+        pre = self.meta["preprocess"]
+        return load_images([root / p for p in paths], pre["resize"], CHANNELS[pre["color"]],
+                           progress)
+
+    def pair_scores(self, root: Path, paths: Sequence[str], progress: bool):
+        """A function (left indices, right indices) -> scores over these image files; images
+        are embedded once per side (embedding models) or pairs scored (pair scorers)."""
+        images = self.load_files(root, paths, progress)
+        c = self.comparator
+        if not c.embeds:
+            return lambda a, b: c.score(images, a, b, progress)
+        left = c.embed_side(images, "left", progress)
+        right = left if c.same_embedding else c.embed_side(images, "right", progress)
+        return lambda a, b: score_pairs(c.spec, left[a], right[b])
+
+    @property
+    def scoring_note(self) -> str:
+        return ("each unique image embedded once per side, pairs scored from embeddings"
+                if self.comparator.embeds else
+                "each pair run through the two-channel network (no embeddings to cache)")
+
+
+def open_model(target: Path) -> Model:
+    """A run directory (uses its export/) or an export directory (model.json inside)."""
+    target = Path(target)
+    if (RunDir(target).export / META).is_file():
+        export_dir, run_dir = RunDir(target).export, target
+    elif (target / META).is_file():
+        export_dir, run_dir = target, None
+    elif RunDir(target).read_metrics().get("exported") is False:
+        raise no_pairs_run(target)
+    else:
+        raise UserError(f"{target}: neither a run directory with export/{META} nor an export "
+                        f"directory with {META}")
+    comparator, meta = open_comparator(export_dir, BATCH)
+    return Model(comparator, meta, export_dir, run_dir)
+
+
+def run_data_root(run_dir: Path) -> Path:
+    root = read_yaml(RunDir(run_dir).config).get("data", {}).get("root")
+    if not root:
+        raise UserError(f"{RunDir(run_dir).config}: no data.root")
+    return Path(root)
+
+
+def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool) -> tuple:
+    """Verification figures of a pair list; returns (report, scores, labels)."""
+    pairs = read_pair_file(pair_file, root)
+    spec, pre = model.meta["score"], model.meta["preprocess"]
+    scores, n_images = score_pair_list(model.comparator, pairs, root, pre["resize"],
+                                       CHANNELS[pre["color"]], progress)
+    y, higher = pairs.labels, spec["higher_is_similar"]
+    base = verification(scores, y, higher, spec["threshold"])
+    sign = 1.0 if higher else -1.0
+    best_t, best_acc = best_threshold(sign * scores, y)
+    report = {
+        "auc": base["auc"], "eer": base["eer"], "accuracy": base["accuracy"],
+        "threshold": base["threshold"], "threshold_source": "validation",
+        "tar_at_far": {f: tar_at_far(sign * scores, y, float(f)) for f in FARS},
+        "best_accuracy": best_acc, "best_threshold": sign * best_t,
+        "best_accuracy_note": "oracle: threshold chosen on the scored pairs (optimistic)",
+        "n_pairs": int(len(y)), "n_images": n_images, "pairs_file": str(pair_file),
+        "model_kind": model.meta["kind"], "scoring": model.scoring_note,
+        "pairs_format": pairs.kind,
+    }
+    if pairs.folds is not None:
+        k = kfold_accuracy(scores, y, pairs.folds, higher)
+        report.update(kfold_accuracy_mean=k["mean"], kfold_accuracy_std=k["std"],
+                      kfold_accuracies=k["accuracies"], kfold_thresholds=k["thresholds"],
+                      accuracy_at_model_threshold=base["accuracy"],
+                      model_threshold=base["threshold"], accuracy=k["mean"],
+                      threshold=float(np.median(k["thresholds"])), threshold_source="folds")
+    return report, scores, y
+
+
+def far_report(model: Model, val_file: Path, root: Path, fars: List[float], scores: np.ndarray,
+               labels: np.ndarray, progress: bool) -> List[dict]:
+    """Thresholds chosen on validation pairs for target false accept rates, and the rates
+    they give on the scored pairs (never chosen on the pairs being scored)."""
+    val = read_pair_file(val_file, root)
+    spec, pre = model.meta["score"], model.meta["preprocess"]
+    val_scores, _ = score_pair_list(model.comparator, val, root, pre["resize"],
+                                    CHANNELS[pre["color"]], progress)
+    higher = spec["higher_is_similar"]
+    out = []
+    for far in fars:
+        chosen = far_threshold(val_scores, val.labels, higher, far)
+        got = rates_at(scores, labels, higher, chosen["threshold"])
+        out.append({"target_far": far, "threshold": chosen["threshold"],
+                    "val_far": chosen["far"], "val_tar": chosen["tar"], "far": got["far"],
+                    "tar": got["tar"], "val_pairs": str(val_file)})
+    return out
+
+
+def n_way_report(model: Model, root: Path, ways: List[int], shots: int, episodes: int,
+                 seed: int, progress: bool, classes: str = "all") -> Dict[str, dict]:
+    """N-way K-shot accuracy with 95% CI for each N, on the class folders under `root`.
+
+    classes: "all", or "unseen" (only classes without a training image in the run, read from
+        its pairs/split.csv).
+    """
+    folder = scan_folder(root)
+    keep = np.arange(len(folder.paths))
+    names = list(folder.classes)
+    if classes == "unseen":
+        if model.run_dir is None:
+            raise UserError("--classes unseen: needs a run directory (its pairs/split.csv)")
+        seen = read_train_classes(RunDir(model.run_dir).split_file)
+        names = [c for c in folder.classes if c not in seen]
+        keep = np.flatnonzero([folder.classes[c] not in seen for c in folder.labels])
+    if max(ways) > len(names):
+        raise UserError(f"--n-way {max(ways)}: {root} has only {len(names)} "
+                        f"{'unseen ' if classes == 'unseen' else ''}classes")
+    scores = model.pair_scores(root, [folder.paths[i] for i in keep], progress)
+    out = {}
+    for n in ways:
+        out[str(n)] = dict(n_way_accuracy(scores, folder.labels[keep], model.meta["score"], n,
+                                          shots, episodes, seed, folder.classes),
+                           classes=classes, n_classes=len(names))
+    return out
+
+
+def evaluate(target: Path, pairs: Optional[Path], root: Optional[Path], ways: List[int],
+             shots: int, episodes: int, seed: int, progress: bool,
+             fars: Sequence[float] = (), val_pairs: Optional[Path] = None,
+             classes: str = "all") -> tuple:
+    """The whole evaluation; returns (report, plot data or None). Writes nothing.
+
+    fars: target false accept rates; a threshold for each is chosen on `val_pairs` (default:
+        the run's pairs/val.csv) and applied to the scored pairs.
+    """
+    start = time.perf_counter()
+    model = open_model(target)
+    if root is None and model.run_dir is not None:
+        root = run_data_root(model.run_dir)
+    if pairs is None and not ways:
+        if model.run_dir is None:
+            raise UserError(f"{target}: an export directory needs --pairs FILE or --n-way N")
+        pairs = RunDir(model.run_dir).pair_file("test")
+    if root is None:
+        raise UserError("--root: needed to find the images of --pairs / --n-way")
+    if fars and val_pairs is None:
+        if model.run_dir is None:
+            raise UserError("--far: an export directory needs --val-pairs FILE to choose the "
+                            "threshold on (never on the pairs being scored)")
+        val_pairs = RunDir(model.run_dir).pair_file("val")
+    if fars and pairs is None:
+        raise UserError("--far: needs pairs to score (--pairs FILE, or a run directory)")
+    report: Dict[str, object] = {"model": str(model.export_dir)}
+    plot = None
+    if pairs is not None:
+        rep, scores, labels = pairs_report(model, Path(pairs), Path(root), progress)
+        report.update(rep)
+        plot = (scores, labels)
+        if fars:
+            report["far_calibration"] = far_report(model, Path(val_pairs), Path(root),
+                                                   list(fars), scores, labels, progress)
+    if ways:
+        report["n_way"] = n_way_report(model, Path(root), ways, shots, episodes, seed, progress,
+                                       classes)
+    report["seconds"] = time.perf_counter() - start
+    return report, plot, model
+
+
+def write_outputs(report: dict, plot, model: Model, out: Path) -> None:
+    """The JSON report, and roc.png / distances.png beside it when pairs were scored."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if plot is not None:
+        scores, labels = plot
+        spec = model.meta["score"]
+        name = Path(str(report.get("pairs_file", "pairs"))).name
+        plot_roc(out.parent / "roc.png", scores, labels, spec["higher_is_similar"],
+                 eer(scores if spec["higher_is_similar"] else -scores, labels),
+                 f"ROC: {name} (AUC {report['auc']:.4f})")
+        unit = "similarity (higher = same)" if spec["higher_is_similar"] else \
+            f"{spec['name']} distance (lower = same)"
+        plot_scores(out.parent / "distances.png", scores, labels, report["threshold"], unit,
+                    f"{name}: threshold from {report['threshold_source']}")
+    write_json(out, report)
+
+
+def format_table(report: dict) -> str:
+    """The figures as aligned text lines."""
+    rows = []
+    if "auc" in report:
+        rows += [("model", f"{report['model_kind']}: {report['scoring']}"),
+                 ("pairs", f"{report['n_pairs']} ({report['n_images']} images, "
+                           f"{report['pairs_format']})"),
+                 ("AUC", f"{report['auc']:.4f}"), ("EER", f"{report['eer']:.4f}"),
+                 (f"accuracy (threshold from {report['threshold_source']})",
+                  f"{report['accuracy']:.4f} at {report['threshold']:.4f}")]
+        if "kfold_accuracy_mean" in report:
+            rows.append(("k-fold accuracy", f"{report['kfold_accuracy_mean']:.4f} "
+                                            f"+- {report['kfold_accuracy_std']:.4f}"))
+        rows += [(f"TAR @ FAR {f}", f"{v:.4f}") for f, v in report["tar_at_far"].items()]
+        rows.append(("best accuracy (oracle)", f"{report['best_accuracy']:.4f}"))
+        for c in report.get("far_calibration", []):
+            rows.append((f"threshold for FAR {c['target_far']:g} (validation)",
+                         f"{c['threshold']:.4f}: TAR {c['tar']:.4f}, FAR {c['far']:.4f} here "
+                         f"(validation TAR {c['val_tar']:.4f}, FAR {c['val_far']:.4f})"))
+    for n, r in report.get("n_way", {}).items():
+        rows.append((f"{n}-way {r['shots']}-shot accuracy ({r['classes']} classes)",
+                     f"{r['accuracy']:.4f} (95% CI {r['ci95'][0]:.4f}-{r['ci95'][1]:.4f}, "
+                     f"{r['episodes']} episodes)"))
+    rows.append(("seconds", f"{report['seconds']:.1f}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -1,0 +1,98 @@
+"""The export bundle: a folder a deployed model is read from, with no training code.
+
+    <role>-symbol.json   a hybridized network graph (roles: branch; left and right; scorer)
+    <role>-0000.params   its parameters (global names: read with SymbolBlock.imports only)
+    model.json           what the export is (architecture, kind), how to preprocess an image
+                         (siamese.formats.preprocess), how to score a pair and the threshold,
+                         and which files hold which role (`files`)
+
+Which roles an architecture exports is siamese.models.architectures; writing and verifying is
+siamese.export; here is the format itself: names, reading model.json, loading one network.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import List
+
+import mxnet as mx
+from mxnet import gluon
+
+from ..errors import UserError
+from .preprocess import COLOR_MODES
+
+SYMBOL, PARAMS, META = "branch-symbol.json", "branch-0000.params", "model.json"
+FORMAT = "siamese-export/1"
+
+
+def file_key(role: str, what: str, single: bool) -> str:
+    """The `files` key of a role's file in model.json: `symbol` / `params` for the one network
+    of a single-network export, `<role>_symbol` / `<role>_params` otherwise."""
+    return what if single else f"{role}_{what}"
+
+
+def _check_meta(meta: dict, path: Path) -> None:
+    """model.json must say how to preprocess and how to score, consistently."""
+    try:
+        c = meta["input"]["shape"][1]
+        pre, score = meta["preprocess"], meta["score"]
+        ok = (len(meta["input"]["shape"]) == 4 and pre["color"] == COLOR_MODES[c]
+              and len(pre["resize"]) == 2 and len(pre["mean"]) == len(pre["std"]) == c
+              and isinstance(score["threshold"], (int, float))
+              and isinstance(score["higher_is_similar"], bool) and score["name"])
+        if score["name"] == "logistic":
+            ok = ok and len(score["weights"]) == meta["embedding_size"]
+        ok = ok and isinstance(meta.get("kind", "branch"), str) and \
+            isinstance(pre.get("right_view", "none"), str)
+    except (KeyError, TypeError, IndexError):
+        ok = False
+    if not ok:
+        raise UserError(f"{path}: incomplete or inconsistent export metadata (input, "
+                        f"preprocess and score must agree)")
+
+
+def read_meta(export_dir: Path) -> dict:
+    """model.json of an export directory, checked, with the files it names present.
+
+    An export written before pseudo-siamese and two-channel models has no `kind` and no
+    `files`: it is the one-branch layout (`branch`, branch-symbol.json, branch-0000.params).
+    """
+    export_dir = Path(export_dir)
+    path = export_dir / META
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot read export metadata ({e})") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: export metadata is not a JSON object")
+    _check_meta(meta, path)
+    meta.setdefault("kind", "branch")
+    if meta["kind"] == "branch":
+        meta["files"] = dict(meta.get("files") or {}, symbol=SYMBOL, params=PARAMS)
+    files = meta.get("files") or {}
+    for name in files.values():
+        if not (export_dir / name).is_file():
+            raise UserError(f"{export_dir / name}: missing from the export")
+    return meta
+
+
+def load_symbol(export_dir: Path, role: str, inputs: List[str],
+                ctx: mx.Context = mx.cpu()) -> gluon.SymbolBlock:
+    """The exported network `role` (branch, left, right or scorer) as a SymbolBlock."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return gluon.SymbolBlock.imports(str(export_dir / f"{role}-symbol.json"), inputs,
+                                         str(export_dir / f"{role}-0000.params"), ctx=ctx)
+
+
+def save_symbol(block: gluon.HybridBlock, inputs: List[str], prefix: Path) -> None:
+    """Write `prefix-symbol.json` and `prefix-0000.params` of `block` called on symbols with
+    these input names (HybridBlock.export names a single input `data`, several `data0`...)."""
+    out = block(*[mx.sym.var(n) for n in inputs])
+    out.save(f"{prefix}-symbol.json")
+    by_name = {p.name: p for p in block.collect_params().values()}
+    arrays = {f"arg:{n}": by_name[n]._reduce() for n in out.list_arguments() if n in by_name}
+    arrays.update({f"aux:{n}": by_name[n]._reduce() for n in out.list_auxiliary_states()})
+    mx.nd.save(f"{prefix}-0000.params", arrays)

@@ -1,0 +1,118 @@
+"""Checkpoints: one file holding parameters, optimizer state, epoch, progress and the config.
+
+The file is an `.npz` (a zip of arrays, read with allow_pickle=False): parameters by structural
+name (`model.` / `loss.` prefixes, stable across processes), the optimizer's per-parameter state
+as bytes, and a JSON `meta` record. It is written to a temporary name in the same folder,
+flushed to disk, and renamed over the old one: a crash leaves either the old or the new file.
+
+Optimizer state is restored into the optimizer the config builds (learning rate, schedule),
+never by unpickling a saved optimizer (MXNET_NOTES: `Trainer.load_states`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Dict
+
+import mxnet as mx
+import numpy as np
+
+from ..errors import UserError
+from .atomic import atomic_path
+
+
+def named_params(blocks: Dict[str, mx.gluon.Block]) -> Dict[str, mx.gluon.Parameter]:
+    """Parameters by structural name, e.g. `model.branch.features.0.weight`."""
+    out = {}
+    for prefix, block in blocks.items():
+        for name, p in block._collect_params_with_prefix().items():
+            out[f"{prefix}.{name}"] = p
+    return out
+
+
+def _optimizer_counts(opt: mx.optimizer.Optimizer) -> dict:
+    return {
+        "num_update": opt.num_update,
+        "counts": {str(d): {str(i): c for i, c in v.items()}
+                   for d, v in opt._all_index_update_counts.items()},
+    }
+
+
+def _set_optimizer_counts(opt: mx.optimizer.Optimizer, saved: dict) -> None:
+    opt.num_update = saved["num_update"]
+    opt._all_index_update_counts = {
+        int(d): {int(i): c for i, c in v.items()} for d, v in saved["counts"].items()
+    }
+    opt._index_update_count = opt._all_index_update_counts.setdefault(0, {})
+
+
+def save(path: Path, blocks: Dict[str, mx.gluon.Block], trainer: mx.gluon.Trainer,
+         meta: dict) -> None:
+    """Write a checkpoint atomically.
+
+    Args:
+        path: the final file name (e.g. `checkpoints/last.ckpt`).
+        blocks: {"model": net, "loss": loss_block}.
+        trainer: its optimizer state and update counts are saved.
+        meta: JSON-serialisable progress (epoch, best, config, ...).
+    """
+    arrays = {f"param/{k}": p.data(p.list_ctx()[0]).asnumpy()
+              for k, p in named_params(blocks).items()}
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    states = trainer._updaters[0].get_states(dump_optimizer=False)
+    arrays["optimizer_states"] = np.frombuffer(states, np.uint8)
+    meta = dict(meta, optimizer=_optimizer_counts(trainer._optimizer))
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, "write checkpoint", "the previous checkpoint is unchanged") as tmp, \
+            open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read(path: Path) -> tuple[dict, Dict[str, np.ndarray], bytes]:
+    """(meta, params by structural name, optimizer state bytes) of a checkpoint file.
+
+    Raises:
+        UserError: missing, truncated or corrupt file, naming it.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes().decode())
+            params = {k[len("param/"):]: z[k] for k in z.files if k.startswith("param/")}
+            states = z["optimizer_states"].tobytes()
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+        raise UserError(f"{path}: not a readable checkpoint ({e})") from None
+    return meta, params, states
+
+
+def restore(path: Path, blocks: Dict[str, mx.gluon.Block],
+            trainer: mx.gluon.Trainer | None = None) -> dict:
+    """Load a checkpoint into built blocks (and the trainer's optimizer state); return meta.
+
+    Raises:
+        UserError: the file is unreadable or its parameters do not fit the built model.
+    """
+    meta, arrays, states = read(path)
+    params = named_params(blocks)
+    missing = sorted(set(params) - set(arrays))
+    extra = sorted(set(arrays) - set(params))
+    if missing or extra:
+        raise UserError(f"{path}: does not fit the configured model (missing "
+                        f"{missing[:2]}, unexpected {extra[:2]})")
+    for k, p in params.items():
+        if tuple(p.shape) != arrays[k].shape:
+            raise UserError(f"{path}: {k} has shape {arrays[k].shape}, the model {p.shape}")
+        p.set_data(mx.nd.array(arrays[k], dtype=arrays[k].dtype))
+    if trainer is not None:
+        if not trainer._kv_initialized:
+            trainer._init_kvstore()
+        for updater in trainer._updaters:
+            updater.set_states(states)
+        _set_optimizer_counts(trainer._optimizer, meta["optimizer"])
+    return meta

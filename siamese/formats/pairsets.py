@@ -1,0 +1,52 @@
+"""The run's fixed pair sets on disk: pairs/val.csv and test.csv (`left,right,label`, paths
+relative to data.root) and pairs/split.csv (`path,class,split,labeled` of every usable image).
+Reading users' own pair lists is siamese.data.pairfiles."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+from ..errors import UserError
+
+
+def write_pairs_csv(path: Path, paths: List[str], pairs: np.ndarray) -> None:
+    """Write `left,right,label` with paths relative to the data root."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["left", "right", "label"])
+        for i, j, y in pairs:
+            w.writerow([paths[i], paths[j], int(y)])
+
+
+def write_split_csv(path: Path, paths: List[str], labels: np.ndarray, classes: List[str],
+                    splits: Dict[str, np.ndarray]) -> None:
+    """Write `path,class,split,labeled` for every usable image of a run; labeled is 1 for the
+    training images pairs are drawn from (data.labeled_per_class), else 0.
+
+    Args:
+        splits: "train_all" (every training image), "train" (the labelled ones), "val",
+            "test" -> image indices.
+    """
+    where = np.empty(len(paths), dtype=object)
+    for name in ("train_all", "val", "test"):
+        where[splits.get(name, splits["train"])] = name.replace("_all", "")
+    labeled = np.zeros(len(where), np.int64)
+    labeled[splits["train"]] = 1
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "class", "split", "labeled"])
+        for p, c, s, lab in zip(paths, labels, where, labeled):
+            w.writerow([p, classes[c], s, lab])
+
+
+def read_train_classes(path: Path) -> set:
+    """The classes with an image in the training split, from a run's pairs/split.csv."""
+    try:
+        with open(path, newline="") as fh:
+            return {row["class"] for row in csv.DictReader(fh) if row["split"] == "train"}
+    except (OSError, KeyError, csv.Error) as e:
+        raise UserError(f"{path}: cannot read the run's split ({e})") from None

@@ -1,0 +1,143 @@
+"""The run directory: a contract that later tools read. `RunDir` owns every path in it.
+
+    config.yaml      the fully resolved config
+    log.jsonl        one JSON object per epoch
+    train.log        the human-readable log
+    sharing.txt      which parameters are shared (and sharing.json)
+    checkpoints/     last.ckpt, best.ckpt, epoch-NNNN.ckpt (see siamese.formats.checkpoint)
+    pairs/           val.csv and test.csv (left,right,label relative to data.root), split.csv
+    metrics.json     {"val": {...}, "test": {...}, "best_epoch", "train_seconds", ...}
+    export/          branch-symbol.json, branch-0000.params, model.json (siamese.formats.bundle)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import List
+
+from ..errors import UserError
+
+ARTEFACTS = ("config.yaml", "log.jsonl", "train.log", "metrics.json", "checkpoints", "pairs",
+             "export")
+SPLIT_FILES = ("val.csv", "test.csv", "split.csv")
+
+
+class RunDir:
+    """The paths of one run directory.
+
+    Args:
+        root: the folder (created by `prepare`, or an existing run).
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def __fspath__(self) -> str:
+        return str(self.root)
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.root / name
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log.jsonl"
+
+    @property
+    def train_log(self) -> Path:
+        return self.root / "train.log"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def sharing_txt(self) -> Path:
+        return self.root / "sharing.txt"
+
+    @property
+    def sharing_json(self) -> Path:
+        return self.root / "sharing.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def checkpoint(self, name: str) -> Path:
+        """`last`, `best` or an epoch number -> its .ckpt path."""
+        stem = f"epoch-{name:04d}" if isinstance(name, int) else name
+        return self.checkpoints / f"{stem}.ckpt"
+
+    def epoch_checkpoints(self) -> List[Path]:
+        """The per-epoch checkpoints, oldest first."""
+        return sorted(self.checkpoints.glob("epoch-*.ckpt"))
+
+    @property
+    def pairs(self) -> Path:
+        return self.root / "pairs"
+
+    def pair_file(self, split: str) -> Path:
+        """pairs/val.csv or pairs/test.csv."""
+        return self.pairs / f"{split}.csv"
+
+    @property
+    def split_file(self) -> Path:
+        return self.pairs / "split.csv"
+
+    @property
+    def export(self) -> Path:
+        return self.root / "export"
+
+    def is_run(self) -> bool:
+        return self.config.is_file()
+
+    def read_metrics(self) -> dict:
+        """metrics.json, or {} when there is none (or it is unreadable)."""
+        try:
+            m = json.loads(self.metrics.read_text())
+        except (OSError, ValueError):
+            return {}
+        return m if isinstance(m, dict) else {}
+
+
+def default_run_dir(config_path: str | Path, root: str | Path = "runs") -> Path:
+    """runs/<config name>-<YYYYmmdd-HHMMSS>/"""
+    return Path(root) / f"{Path(config_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run_dir(path: Path, force: bool = False) -> RunDir:
+    """Create the run directory, refusing one that already holds a run unless `force`.
+
+    With `force` the previous run's artefacts are removed (other files are left alone).
+    """
+    run = RunDir(path)
+    if run.is_run():
+        if not force:
+            state = "a finished run" if run.metrics.exists() else "a run"
+            raise UserError(f"{run}: already holds {state}; pass --force to replace it, "
+                            f"or choose another --run-dir")
+        for name in ARTEFACTS:
+            target = run / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    try:
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        run.pairs.mkdir(exist_ok=True)
+        probe = run / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"{run}: cannot write the run directory ({e.strerror})") from None
+    return run

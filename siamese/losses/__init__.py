@@ -1,0 +1,9 @@
+"""Training objectives: distances (one registry, MXNet and numpy implementations), pair losses
+(contrastive, Koch's logistic head, a two-channel network's own logit), triplet losses (random
+and mined in P x K batches), and the loss registry.
+
+Lives here: `distances` (DISTANCES: add a distance here), `pair`, `triplet`, `registry`
+(LOSSES: add a loss here, and its batch in siamese.train.pairing).
+May import: `siamese.errors`; receives its `loss` config section and the distance name. Never
+data, models, training or evaluation. `distances` imports no mxnet, so evaluation uses it too.
+"""

@@ -1,0 +1,295 @@
+"""The architectures: how two images are compared. Each is one class in ARCHITECTURES that knows
+its network, its registry-built branches, the roles it exports (branch; left and right;
+scorer), how each side of a pair is embedded or the pair scored, and its sharing map. Nothing
+outside this module switches on an architecture's name: add a fourth one with one class here.
+
+- siamese: SiameseNet runs both images through one branch (called twice, or on one batch of
+  2B split in two: `model.forward_mode`); sharing comes from calling the same block.
+- pseudo_siamese: PseudoSiameseNet, a left and a right branch sharing only `model.share`.
+- two_channel: TwoChannelNet, both images as channels of one network that scores the pair.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Tuple
+
+from mxnet.gluon import HybridBlock, nn
+
+from ..errors import UserError
+from .branches import get_branch
+from .sharing import build_pseudo_siamese
+
+
+def _twice(F, branch, *xs):
+    """One call of the branch per input (twice for pairs, three times for triplets)."""
+    return tuple(branch(x) for x in xs)
+
+
+def _concat(F, branch, *xs):
+    """One call on all inputs stacked along the batch axis, split back: (nB, ...) -> n x (B, E)."""
+    if len(xs) == 1:
+        return (branch(xs[0]),)
+    both = F.concat(*xs, dim=0)  # (nB, C, H, W): every side of every example
+    return tuple(F.split(branch(both), num_outputs=len(xs), axis=0))  # (B, E) each
+
+
+FORWARD_MODES = {"twice": _twice, "concat": _concat}
+
+
+class SiameseNet(HybridBlock):
+    """Runs both images of each pair through one shared branch and returns both embeddings
+    (or the three of a triplet, or one batch's: as many outputs as inputs).
+
+    The two sides share parameters because the same block is called, never by copying. In
+    `concat` mode BatchNorm in training normalises over all 2B images; in `twice` mode over
+    each side's B images (equal in inference).
+
+    Args:
+        branch: the one branch, (B, C, H, W) -> (B, E).
+        forward_mode: "twice" (call the branch per side) or "concat" (one batch of 2B, split).
+    """
+
+    architecture = "siamese"
+
+    def __init__(self, branch: HybridBlock, forward_mode: str = "concat", **kwargs):
+        super().__init__(**kwargs)
+        if forward_mode not in FORWARD_MODES:
+            raise UserError(f"model.forward_mode: unknown {forward_mode!r} "
+                            f"(valid: {', '.join(FORWARD_MODES)})")
+        self._forward = FORWARD_MODES[forward_mode]
+        self.forward_mode = forward_mode
+        self.branch = branch  # registered as the one child: its parameters are the model's
+
+    def hybrid_forward(self, F, x, *more):
+        """x1, x2[, x3]: (B, C, H, W) each -> a tuple of as many (B, E) embeddings."""
+        return self._forward(F, self.branch, x, *more)
+
+
+class PseudoSiameseNet(HybridBlock):
+    """Two branches built from one registry entry: `left` embeds the left images, `right` the
+    right ones. They share exactly the parameters `siamese.sharing` made common (the same
+    Parameter objects), nothing else.
+
+    Args:
+        left, right: the two branches, (B, C, H, W) -> (B, E).
+    """
+
+    architecture = "pseudo_siamese"
+
+    def __init__(self, left: HybridBlock, right: HybridBlock, **kwargs):
+        super().__init__(**kwargs)
+        self.left = left
+        self.right = right
+
+    def hybrid_forward(self, F, x1, x2):
+        """x1, x2: (B, C, H, W) -> (left(x1), right(x2)), each (B, E)."""
+        return self.left(x1), self.right(x2)
+
+
+class TwoChannelNet(HybridBlock):
+    """Zagoruyko and Komodakis (2015), 2-channel: the two images stacked on the channel axis
+    go through one network (a registry branch with 2C input channels), then ReLU and
+    Dense(1): a logit per pair, higher = more similar (sigmoid = probability of "same").
+
+    Args:
+        trunk: a branch network built for 2C input channels, (B, 2C, H, W) -> (B, E).
+    """
+
+    architecture = "two_channel"
+
+    def __init__(self, trunk: HybridBlock, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.trunk = trunk
+            self.head = nn.Dense(1)
+
+    def hybrid_forward(self, F, x1, x2):
+        """x1, x2: (B, C, H, W) -> logits (B,)."""
+        x = F.concat(x1, x2, dim=1)  # (B, 2C, H, W)
+        return F.reshape(self.head(F.relu(self.trunk(x))), (-1,))
+
+
+class Probability(HybridBlock):
+    """A two-channel network's logit as a probability: what its export and scorer compute."""
+
+    def __init__(self, net, **kwargs):
+        super().__init__(**kwargs)
+        self.net = net
+
+    def hybrid_forward(self, F, left, right):
+        return F.sigmoid(self.net(left, right))
+
+
+def as_tuple(out) -> tuple:
+    """A network's outputs as a tuple (a single NDArray or Symbol becomes a 1-tuple)."""
+    return tuple(out) if isinstance(out, (list, tuple)) else (out,)
+
+
+def _same(x, v):
+    return [x]
+
+
+class Architecture:
+    """One way of comparing two images.
+
+    Attributes:
+        name: `model.architecture`.
+        kind: the export kind written to model.json (`branch`, `two_branches`, `pair_scorer`).
+        roles: the exported networks, in order; each becomes `<role>-symbol.json` + params.
+        inputs: the input names of every exported network.
+        embeds: True when images are embedded and pairs scored from the embeddings; False for
+            a pair scorer (each pair runs through the network).
+        shares_sides: both sides go through the same network (each image embedded once).
+        what: one line for model.json saying how to use the export.
+    """
+
+    name = ""
+    kind = ""
+    roles: Tuple[str, ...] = ()
+    inputs: Tuple[str, ...] = ("data",)
+    embeds = True
+    shares_sides = False
+    what = ""
+
+    def build(self, cfg) -> HybridBlock:
+        """The network for the `model` config section."""
+        raise NotImplementedError
+
+    def branches(self, net) -> list:
+        """The registry-built networks inside `net` (pretrained weights and freezing apply)."""
+        raise NotImplementedError
+
+    def blocks(self, net) -> dict:
+        """{role: callable} scoring the trained `net` as its export would."""
+        raise NotImplementedError
+
+    def export_blocks(self, net) -> List[Tuple[str, HybridBlock, Callable]]:
+        """(role, block, make inputs from (left images, right-view images)) per exported net."""
+        raise NotImplementedError
+
+    def sharing_uses(self, net) -> dict:
+        """{use: {structural name: Parameter}} for the sharing map."""
+        raise NotImplementedError
+
+    def side_role(self, side: str) -> str:
+        """The role that embeds images shown on `side` ("left" or "right")."""
+        return self.roles[0]
+
+    def loss_name(self, name: str) -> str:
+        """The loss registry entry that trains this architecture with `loss.name`."""
+        return name
+
+    def file_keys(self) -> List[str]:
+        """The keys model.json's `files` must hold."""
+        single = len(self.roles) == 1
+        return [f"{r}_{w}" if not single else w for r in self.roles for w in ("symbol", "params")]
+
+
+class Siamese(Architecture):
+    name, kind, roles, shares_sides = "siamese", "branch", ("branch",), True
+    what = "one branch for both images (siamese): embed each image, then score the two embeddings"
+
+    def build(self, cfg) -> HybridBlock:
+        return SiameseNet(get_branch(cfg.branch, cfg.embedding_size, cfg.normalize),
+                          cfg.forward_mode)
+
+    def branches(self, net) -> list:
+        return [net.branch]
+
+    def blocks(self, net) -> dict:
+        return {"branch": net.branch}
+
+    def export_blocks(self, net) -> list:
+        return [("branch", net.branch, _same)]
+
+    def sharing_uses(self, net) -> dict:
+        p = net.branch._collect_params_with_prefix()
+        return {"left": p, "right": p}
+
+
+class PseudoSiamese(Architecture):
+    name, kind, roles = "pseudo_siamese", "two_branches", ("left", "right")
+    what = ("two branches (pseudo-siamese): embed the left image with left-*, the right image "
+            "with right-*, then score the two embeddings")
+
+    def build(self, cfg) -> HybridBlock:
+        def make(prefix: str, params=None) -> HybridBlock:
+            return get_branch(cfg.branch, cfg.embedding_size, cfg.normalize, prefix=prefix,
+                              params=params)
+
+        left, right, _ = build_pseudo_siamese(make, cfg.share)
+        return PseudoSiameseNet(left, right)
+
+    def branches(self, net) -> list:
+        return [net.left, net.right]
+
+    def blocks(self, net) -> dict:
+        return {"left": net.left, "right": net.right}
+
+    def export_blocks(self, net) -> list:
+        return [("left", net.left, _same), ("right", net.right, lambda x, v: [v])]
+
+    def sharing_uses(self, net) -> dict:
+        return {"left": net.left._collect_params_with_prefix(),
+                "right": net.right._collect_params_with_prefix()}
+
+    def side_role(self, side: str) -> str:
+        return side
+
+
+class TwoChannel(Architecture):
+    name, kind, roles, inputs, embeds = "two_channel", "pair_scorer", ("scorer",), \
+        ("left", "right"), False
+    what = ("a pair scorer (two-channel): inputs left and right, output the probability that "
+            "they show the same thing")
+
+    def build(self, cfg) -> HybridBlock:
+        return TwoChannelNet(get_branch(cfg.branch, cfg.embedding_size, normalize=False))
+
+    def branches(self, net) -> list:
+        return [net.trunk]
+
+    def blocks(self, net) -> dict:
+        import mxnet as mx
+
+        return {"scorer": lambda a, b: mx.nd.sigmoid(net(a, b))}
+
+    def export_blocks(self, net) -> list:
+        return [("scorer", Probability(net), lambda x, v: [x, v[::-1]])]
+
+    def sharing_uses(self, net) -> dict:
+        return {"pair": net._collect_params_with_prefix()}
+
+    def loss_name(self, name: str) -> str:
+        # The network outputs its own logit: `logistic` is cross-entropy on it, no head.
+        return "pair_score" if name == "logistic" else name
+
+
+ARCHITECTURES: Dict[str, Architecture] = {a.name: a for a in (Siamese(), PseudoSiamese(),
+                                                               TwoChannel())}
+BY_KIND: Dict[str, Architecture] = {a.kind: a for a in ARCHITECTURES.values()}
+
+
+def get_architecture(name: str) -> Architecture:
+    """The registered architecture `name`; UserError listing the valid names."""
+    if name not in ARCHITECTURES:
+        raise UserError(f"model.architecture: unknown {name!r} "
+                        f"(valid: {', '.join(ARCHITECTURES)})")
+    return ARCHITECTURES[name]
+
+
+def architecture_of(net) -> Architecture:
+    """The architecture of a built network."""
+    return ARCHITECTURES[net.architecture]
+
+
+def by_kind(kind: str, where: str = "model.json") -> Architecture:
+    """The architecture of an export kind (model.json `kind`); UserError naming `where`."""
+    if kind not in BY_KIND:
+        raise UserError(f"{where}: unknown model kind {kind!r} (valid: {', '.join(BY_KIND)})")
+    return BY_KIND[kind]
+
+
+def build_model(cfg) -> HybridBlock:
+    """The configured network; `cfg` is the `model` config section."""
+    return get_architecture(cfg.architecture).build(cfg)

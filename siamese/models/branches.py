@@ -1,0 +1,85 @@
+"""Branch networks and their registry. A branch maps images (B, C, H, W) to embeddings (B, E).
+
+Add a branch: a HybridBlock class taking (embedding_size, normalize, **kwargs), registered in
+BRANCHES. `gluoncv:<zoo name>` builds one from the GluonCV model zoo (siamese.models.zoo).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+from mxnet.gluon import HybridBlock, nn
+
+from ..errors import UserError
+from .norm import l2_normalize
+from .zoo import PREFIX, ZooBranch
+
+
+class ConvNet(HybridBlock):
+    """Conv3x3(32)-BN-ReLU-MaxPool2, Conv3x3(64)-BN-ReLU-MaxPool2, Conv3x3(128)-BN-ReLU,
+    mean over H and W, Dense(embedding_size), optional L2 normalisation.
+
+    Args:
+        embedding_size: output length E.
+        normalize: divide each embedding by its L2 norm (embeddings on the unit sphere).
+        widths: channels of the three convolutions.
+    """
+
+    def __init__(self, embedding_size: int, normalize: bool = True, widths=(32, 64, 128),
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.normalize = normalize
+        with self.name_scope():
+            self.features = nn.HybridSequential()
+            for k, width in enumerate(widths):
+                self.features.add(nn.Conv2D(width, 3, padding=1, use_bias=False),
+                                  nn.BatchNorm(), nn.Activation("relu"))
+                if k < len(widths) - 1:
+                    self.features.add(nn.MaxPool2D(2))
+            self.embed = nn.Dense(embedding_size)
+
+    def hybrid_forward(self, F, x):
+        x = self.features(x)  # (B, 128, H/4, W/4)
+        # Mean over H and W, not GlobalAvgPool2D: the pooling backward falls back to slow
+        # reference kernels on large maps (MXNET_NOTES). Same maths.
+        x = F.mean(x, axis=(2, 3))  # (B, 128)
+        x = self.embed(x)  # (B, E)
+        return l2_normalize(F, x) if self.normalize else x
+
+
+class MLP(HybridBlock):
+    """Flatten, Dense(256)-ReLU, Dense(embedding_size); no BatchNorm. Small and exact to test.
+
+    Args:
+        embedding_size: output length E.
+        normalize: L2-normalise the output.
+    """
+
+    def __init__(self, embedding_size: int, normalize: bool = True, hidden: int = 256, **kwargs):
+        super().__init__(**kwargs)
+        self.normalize = normalize
+        with self.name_scope():
+            self.hidden = nn.Dense(hidden, activation="relu", flatten=True)
+            self.embed = nn.Dense(embedding_size)
+
+    def hybrid_forward(self, F, x):
+        x = self.embed(self.hidden(x))  # (B, E)
+        return l2_normalize(F, x) if self.normalize else x
+
+
+BRANCHES: Dict[str, Callable[..., HybridBlock]] = {"convnet": ConvNet, "mlp": MLP}
+
+
+def get_branch(name: str, embedding_size: int, normalize: bool = True,
+               **kwargs) -> HybridBlock:
+    """Build a registered branch, or `gluoncv:<zoo name>` from the GluonCV model zoo.
+
+    Raises:
+        UserError: an unknown name; the message lists the valid ones.
+    """
+    if name.startswith(PREFIX):
+        return ZooBranch(name[len(PREFIX):], embedding_size, normalize=normalize, **kwargs)
+    if name not in BRANCHES:
+        raise UserError(f"model.branch: unknown branch {name!r} "
+                        f"(valid: {', '.join(BRANCHES)}, gluoncv:<zoo name>)")
+    return BRANCHES[name](embedding_size, normalize=normalize, **kwargs)

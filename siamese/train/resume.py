@@ -1,0 +1,97 @@
+"""Resuming a run: the newest readable checkpoint, the saved config, what may change."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+from typing import List, Optional
+
+from ..config import Config, apply_overrides, from_dict, to_dict
+from ..errors import UserError
+from ..formats import checkpoint
+from ..formats.atomic import write_text
+from ..formats.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+# Keys a resumed run may change: they alter how long or how fast it trains, not what it is.
+SAFE_KEYS = ("train.epochs", "train.lr", "train.eval_batch_size", "train.keep_checkpoints",
+             "train.nonfinite", "train.max_skipped_batches", "train.patience", "export.onnx",
+             "eval.threshold")
+
+
+def candidates(run_dir: Path) -> List[Path]:
+    run = RunDir(run_dir)
+    return [run.checkpoint("last")] + run.epoch_checkpoints()[::-1]
+
+
+def newest_checkpoint(run_dir: Path) -> tuple:
+    """(path, meta) of the most advanced readable checkpoint; unreadable ones are reported.
+
+    Raises:
+        UserError: no readable checkpoint, naming the files tried.
+    """
+    good, bad = [], []
+    for path in candidates(run_dir):
+        if not path.exists():
+            continue
+        try:
+            meta, _, _ = checkpoint.read(path)
+            good.append(((meta["epoch"], meta.get("batch", 0)), path, meta))
+        except (UserError, KeyError) as e:
+            bad.append(path)
+            log.warning("%s", e)
+    if not good:
+        tried = ", ".join(str(p) for p in bad) or f"none in {RunDir(run_dir).checkpoints}"
+        raise UserError(f"{run_dir}: no readable checkpoint to resume from (tried: {tried})")
+    good.sort(key=lambda g: g[0], reverse=True)
+    _, path, meta = good[0]
+    if bad:
+        log.warning("resuming from %s, the newest readable checkpoint, instead of %s",
+                    path, ", ".join(str(b) for b in bad))
+    return path, meta
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def resume_config(saved: dict, overrides: List[str], given: Optional[Config]) -> Config:
+    """The saved config with safe `--set` overrides; anything else that differs is refused.
+
+    Args:
+        saved: the config stored in the checkpoint.
+        overrides: `key=value` strings from `--set`.
+        given: the config file named on the command line, if any (must agree on unsafe keys).
+    """
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key not in SAFE_KEYS:
+            raise UserError(f"--set {key}: cannot change when resuming (it would change the "
+                            f"model, data or loss); safe keys: {', '.join(SAFE_KEYS)}")
+    cfg = from_dict(apply_overrides(copy.deepcopy(saved), list(overrides)))
+    if given is not None:
+        mine, theirs = _flat(saved), _flat(to_dict(given))
+        for key, value in theirs.items():
+            if key not in SAFE_KEYS and mine.get(key) != value:
+                raise UserError(f"{key}: the config file says {value!r}, the run was started "
+                                f"with {mine.get(key)!r}; resume uses the run's own config "
+                                f"(omit the config file or make them agree)")
+    return cfg
+
+
+def truncate_log(path: Path, epoch: int) -> None:
+    """Keep the log lines of epochs up to `epoch` (those the checkpoint has seen)."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["epoch"] <= epoch]
+    write_text(path, "".join(r + "\n" for r in rows))

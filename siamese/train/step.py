@@ -1,0 +1,93 @@
+"""One training step: forward on every device, backward, a single check that the loss and the
+gradients are finite, then the update."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from ..errors import TrainingError
+from ..models.architectures import as_tuple
+from ..models.decoder import reconstruction_loss
+
+
+class NonFiniteStep(TrainingError):
+    """The loss or a gradient of this batch is NaN or infinite; the step was not applied."""
+
+
+def _losses(net, loss_fn, ctxs, batch) -> list:
+    """Per-device loss vectors of a batch (images..., targets...), recorded for autograd."""
+    shards = [gluon.utils.split_and_load(a, ctxs, even_split=False) for a in batch]
+    k = loss_fn.n_inputs
+    out = []
+    for arrays in zip(*shards):
+        out.append(loss_fn(*as_tuple(net(*arrays[:k])), *arrays[k:]))
+    return out
+
+
+def _recon_losses(recon, ctxs) -> list:
+    """Per-device weighted reconstruction losses (B,) of (autoencoder, images, weight)."""
+    if recon is None:
+        return []
+    autoencoder, x, weight = recon
+    return [weight * reconstruction_loss(mx.nd, autoencoder(xs), xs)
+            for xs in gluon.utils.split_and_load(x, ctxs, even_split=False)]
+
+
+def train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int, recon=None,
+               components: Optional[dict] = None) -> float:
+    """One step on a batch split over devices; returns the summed loss.
+
+    `batch` holds `loss_fn.n_inputs` image arrays, then the targets. Each device gets whole
+    examples (every side of a pair or triplet). The loss is per example and `trainer.step`
+    divides by the number of examples, so `twice` and `concat` get the same learning rate.
+    `recon` = (autoencoder, images (B, C, H, W), weight) adds weight x the reconstruction loss
+    of B images; `components` then receives the summed "similarity" and "reconstruction".
+
+    Raises:
+        NonFiniteStep: the loss or a gradient is not finite; the update was not applied
+            (MXNet would apply NaN updates silently).
+    """
+    with autograd.record():
+        losses = _losses(net, loss_fn, ctxs, batch) if loss_fn.n_inputs else []
+        rec = _recon_losses(recon, ctxs)
+    autograd.backward(losses + rec)
+    trained = [p for p in trainer._params if p.grad_req != "null"]
+    # One sync for all checks: a NaN or inf anywhere makes its sum non-finite.
+    zero = [mx.nd.zeros((1,), ctx=c) for c in ctxs]
+    sums = [mx.nd.concat(v.sum().reshape((1,)), r.sum().reshape((1,)),
+                         mx.nd.add_n(*[p.grad(c).sum() for p in trained]).reshape((1,)), dim=0)
+            for v, r, c in zip(losses or zero, rec or zero, ctxs)]
+    sim, rec_sum, grads = np.sum([s.asnumpy() for s in sums], axis=0, dtype=np.float64)
+    total = sim + rec_sum
+    if components is not None:
+        components["similarity"] = components.get("similarity", 0.0) + sim
+        components["reconstruction"] = components.get("reconstruction", 0.0) + rec_sum
+    if not math.isfinite(total):
+        raise NonFiniteStep(f"non-finite loss ({total})")
+    if not math.isfinite(grads):
+        raise NonFiniteStep("non-finite gradient")
+    trainer.step(batch_size)
+    return float(total)
+
+
+def amp_train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int, recon=None,
+                   components: Optional[dict] = None) -> float:
+    """train_step under AMP: the loss is scaled for float16 gradients, and AMP's trainer skips
+    steps whose scaled gradients overflow (so only the loss is checked here). GPU only."""
+    from mxnet.contrib import amp
+
+    with autograd.record():
+        losses = _losses(net, loss_fn, ctxs, batch) if loss_fn.n_inputs else []
+        losses = losses + _recon_losses(recon, ctxs)
+        with amp.scale_loss(losses, trainer) as scaled:
+            autograd.backward(scaled)
+    total = float(sum(v.sum().asscalar() for v in losses))
+    if not math.isfinite(total):
+        raise NonFiniteStep(f"non-finite loss ({total})")
+    trainer.step(batch_size)
+    return total
