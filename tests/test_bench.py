@@ -10,8 +10,8 @@ import mxnet as mx
 import pytest
 from conftest import ROOT
 
-from siamese.flops import forward_flops
-from siamese.model import get_branch
+from siamese.models.branches import get_branch
+from siamese.models.flops import forward_flops
 
 
 def test_flops_of_convnet_by_hand():

@@ -1,4 +1,5 @@
-"""Every Python snippet of README's "Use the model elsewhere" runs against a real export."""
+"""The docs: every Python snippet of "Use the model elsewhere" (docs/export.md) runs against a
+real export; links between README.md and docs/*.md resolve; README opens with the set-up lines."""
 
 from __future__ import annotations
 
@@ -9,19 +10,27 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-pytestmark = pytest.mark.slow
 PLACEHOLDER = "runs/pairs-20261124-140000/export"
+SNIPPETS_DOC = "docs/export.md"
+# README's two copy-paste set-up lines (CI runs the second one's commands): first train, then test.
+SETUP_LINES = [
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && "
+    "python train.py configs/pairs.yaml",
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test,onnx]' && "
+    "python -m pytest -q",
+]
 
 
-def snippets(heading: str) -> list:
-    text = (ROOT / "README.md").read_text()
+def snippets(heading: str, doc: str = SNIPPETS_DOC) -> list:
+    text = (ROOT / doc).read_text()
     section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, re.S)
 
 
+@pytest.mark.slow
 def test_use_elsewhere_snippets_run_and_agree(trained_run, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    from siamese.export_cli import main as export_main
+    from siamese.export.cli import main as export_main
 
     run_dir, _, _ = trained_run
     out = tmp_path / "export"
@@ -36,7 +45,7 @@ def test_use_elsewhere_snippets_run_and_agree(trained_run, tmp_path, capsys):
         capsys.readouterr()
         for code in blocks:
             assert PLACEHOLDER in code or "export_dir" in code
-            exec(compile(code.replace(PLACEHOLDER, str(out)), "README.md", "exec"), namespace)
+            exec(compile(code.replace(PLACEHOLDER, str(out)), SNIPPETS_DOC, "exec"), namespace)
     finally:
         os.chdir(cwd)
     assert re.match(r"(same|different) \d", capsys.readouterr().out)
@@ -45,9 +54,58 @@ def test_use_elsewhere_snippets_run_and_agree(trained_run, tmp_path, capsys):
     np.testing.assert_allclose(namespace["e_module"], e, atol=1e-5)
     np.testing.assert_allclose(namespace["e_onnx"], e, atol=1e-5)
     # The snippet's hand-written preprocessing equals the package's.
-    from siamese.images import load_images, to_tensor
+    from siamese.data.images import load_images
+    from siamese.formats.preprocess import to_tensor
 
     pre = namespace["pre"]
     files = [ROOT / "data/digits/3/0000.png", ROOT / "data/digits/3/0001.png"]
     ours = to_tensor(load_images(files, pre["resize"], 1), pre["mean"], pre["std"])
     np.testing.assert_array_equal(namespace["x"], ours)
+
+
+def _markdown_files() -> list:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _prose(text: str) -> str:
+    """The text without fenced code blocks and inline code, where brackets are not links."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return re.sub(r"`[^`]*`", "", text)
+
+
+def _anchors(text: str) -> set:
+    """GitHub's heading ids: lower case, punctuation dropped, spaces to hyphens, -1 on repeats."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    ids: set = set()
+    for title in re.findall(r"^#{1,6} +(.+?) *$", text, re.M):
+        slug = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+        unique, n = slug, 0
+        while unique in ids:
+            n += 1
+            unique = f"{slug}-{n}"
+        ids.add(unique)
+    return ids
+
+
+def test_relative_links_point_to_existing_files():
+    broken = []
+    for md in _markdown_files():
+        for target in re.findall(r"\[[^\]]*\]\(([^)\s]+)\)", _prose(md.read_text())):
+            if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", target):
+                continue  # http:, https:, mailto:
+            path, _, anchor = target.partition("#")
+            dest = (md.parent / path) if path else md
+            if not dest.exists():
+                broken.append(f"{md.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest.read_text()):
+                broken.append(f"{md.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, broken
+
+
+def test_setup_lines_open_the_readme():
+    text = (ROOT / "README.md").read_text()
+    fences = re.findall(r"^```(\S*)\n(.*?)^```", text, re.S | re.M)
+    assert fences and fences[0][0] == "bash", "README's first code block must be the bash set-up"
+    bash_lines = [line for lang, body in fences if lang == "bash"
+                  for line in body.splitlines() if line.strip()]
+    assert bash_lines[:2] == SETUP_LINES

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+import mxnet as mx
 import numpy as np
 
 from ..errors import UserError
@@ -60,7 +61,6 @@ def export_onnx(symbol: Path, params: Path, shapes: Sequence, out: Path) -> None
     `left` and `right`), each (N, C, H, W) with the (C, H, W) of `shapes`.
     """
     onnx, _ = require_onnx()
-    import mxnet as mx
 
     one = len(shapes) and not isinstance(shapes[0], (list, tuple))
     chws = [tuple(int(v) for v in chw) for chw in ([shapes] if one else shapes)]

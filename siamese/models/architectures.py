@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, Tuple
 
+import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
 from ..errors import UserError
@@ -250,8 +251,6 @@ class TwoChannel(Architecture):
         return [net.trunk]
 
     def blocks(self, net) -> dict:
-        import mxnet as mx
-
         return {"scorer": lambda a, b: mx.nd.sigmoid(net(a, b))}
 
     def export_blocks(self, net) -> list:

@@ -15,11 +15,14 @@ from mxnet import autograd
 
 import train
 from siamese.config import TrainConfig
-from siamese.engine import build_trainer, train_step
 from siamese.errors import UserError
-from siamese.export import load_branch
-from siamese.model import BRANCHES, SiameseNet, get_branch
-from siamese.zoo import freeze, load_pretrained
+from siamese.eval.comparator import load_branch
+from siamese.models.architectures import SiameseNet
+from siamese.models.branches import BRANCHES, get_branch
+from siamese.models.pretrained import load_pretrained
+from siamese.models.zoo import freeze
+from siamese.train.step import train_step
+from siamese.train.trainer import build_trainer
 
 ZOO = ["gluoncv:resnet18_v1b", "gluoncv:mobilenetv2_0.25"]
 ALL = sorted(BRANCHES) + ZOO
@@ -47,7 +50,7 @@ def test_every_branch_builds_hybridizes_trains_and_exports(name, tmp_path):
     hybrid = net.branch(x1).asnumpy()
     np.testing.assert_allclose(hybrid, imperative, rtol=1e-4, atol=1e-5)
     # One training step changes the weights and keeps them finite.
-    from siamese.losses import ContrastiveLoss
+    from siamese.losses.pair import ContrastiveLoss
 
     loss = ContrastiveLoss()
     params = list(net.collect_params().values())
@@ -120,7 +123,7 @@ def test_freeze_stops_updates_and_keeps_frozen_batchnorm_in_inference_mode():
     mean_before = params["features.1.running_mean"].data().asnumpy().copy()
     w_before = params["features.0.weight"].data().asnumpy().copy()
     net.hybridize()
-    from siamese.losses import ContrastiveLoss
+    from siamese.losses.pair import ContrastiveLoss
 
     trainer = build_trainer(list(net.collect_params().values()), TrainConfig(lr=0.1), 1)
     x = mx.nd.random.uniform(shape=(4, 1, 32, 32))
@@ -134,7 +137,7 @@ def test_freeze_stops_updates_and_keeps_frozen_batchnorm_in_inference_mode():
 
 
 def test_two_cpu_devices_equal_one_for_a_batchnorm_free_branch():
-    from siamese.losses import ContrastiveLoss
+    from siamese.losses.pair import ContrastiveLoss
 
     rng = np.random.default_rng(1)
     batches = [[mx.nd.array(rng.normal(size=(8, 1, 16, 16))) for _ in range(2)]
@@ -241,7 +244,7 @@ def test_a_dying_worker_stops_the_launcher(tmp_path):
 def test_two_workers_equal_one_process_with_the_global_batch(tmp_path):
     """Without BatchNorm, 2 workers x 8 pairs per step train like one process with 16: the
     same pairs (worker r takes every second one from r), gradients summed over workers."""
-    from siamese import checkpoint
+    from siamese.formats import checkpoint
 
     sections = {"model": {"branch": "mlp", "embedding_size": 8},
                 "data": {"augment_shift": 0, "image_size": 16, "val_pairs": 40,

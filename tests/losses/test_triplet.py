@@ -15,14 +15,18 @@ from conftest import make_folder, write_config
 import eval as eval_cli
 import train
 from siamese.config import Config, DataConfig, LossConfig, TrainConfig, from_dict, load_config
-from siamese.data import PairData, TrainPK
-from siamese.engine import build
+from siamese.data.folder import ImageFolder
+from siamese.data.loaders import TrainPK
+from siamese.data.prepare import PairData
+from siamese.data.sampling import PairSampler
 from siamese.errors import UserError
-from siamese.losses import BatchTripletLoss, TripletLoss, cosine_matrix, euclidean_matrix
-from siamese.metrics import far_threshold, rates_at
-from siamese.model import MLP, SiameseNet
-from siamese.pairs import ImageFolder, PairSampler
-from siamese.scoring import score_pairs
+from siamese.eval.metrics import far_threshold, rates_at
+from siamese.eval.scoring import score_pairs
+from siamese.losses.distances import cosine_matrix, euclidean_matrix
+from siamese.losses.triplet import BatchTripletLoss, TripletLoss
+from siamese.models.architectures import SiameseNet
+from siamese.models.branches import MLP
+from siamese.train.engine import build
 
 
 def nd(a):

@@ -9,12 +9,14 @@ import pytest
 from conftest import write_config
 
 import train
-from siamese import checkpoint
 from siamese.config import from_dict
-from siamese.export import load_branch, read_meta
-from siamese.images import load_images, to_tensor
-from siamese.losses import build_loss
-from siamese.model import build_model
+from siamese.data.images import load_images
+from siamese.eval.comparator import load_branch
+from siamese.formats import checkpoint
+from siamese.formats.bundle import read_meta
+from siamese.formats.preprocess import to_tensor
+from siamese.losses.registry import build_loss
+from siamese.models.architectures import build_model
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +63,7 @@ def test_export_matches_the_trained_branch(run):
     cfg = from_dict(meta["config"])
     import mxnet as mx
 
-    net, loss = build_model(cfg.model), build_loss(cfg)
+    net, loss = build_model(cfg.model), build_loss(cfg.loss, cfg.model.distance)
     net.initialize()
     loss.initialize()
     x = mx.nd.zeros((1, 1, 16, 16))

@@ -8,8 +8,9 @@ import pytest
 from mxnet import autograd, gluon
 
 from siamese.errors import UserError
-from siamese.export import load_branch
-from siamese.model import BRANCHES, SiameseNet, get_branch
+from siamese.eval.comparator import load_branch
+from siamese.models.architectures import SiameseNet
+from siamese.models.branches import BRANCHES, get_branch
 
 SHAPE = (4, 1, 16, 16)
 

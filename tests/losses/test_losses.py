@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 from mxnet import autograd
 
-from siamese.config import Config, LossConfig
+from siamese.config import LossConfig
 from siamese.errors import UserError
-from siamese.losses import ContrastiveLoss, LogisticLoss, build_loss
-from siamese.scoring import decide, score_pairs
+from siamese.eval.scoring import decide, score_pairs
+from siamese.losses.pair import ContrastiveLoss, LogisticLoss
+from siamese.losses.registry import build_loss
+from siamese.models.architectures import get_architecture
+from siamese.train.pairing import Pairing, get_pairing
 
 
 def nd(rows):
@@ -81,5 +84,19 @@ def test_scoring_distances_and_decisions_by_hand():
 
 
 def test_unknown_loss_lists_valid_names():
-    with pytest.raises(UserError, match="contrastive, logistic, triplet"):
-        build_loss(Config(loss=LossConfig(name="hinge")))
+    with pytest.raises(UserError, match="loss.name: unknown loss 'hinge' .*contrastive, "
+                                        "logistic, triplet"):
+        get_pairing("hinge", "pairs", get_architecture("siamese"))
+    with pytest.raises(UserError, match="contrastive, logistic, pair_score"):
+        build_loss(LossConfig(name="hinge"), "euclidean")
+
+
+def test_pairing_chooses_batches_and_loss_once():
+    siamese, two_channel = get_architecture("siamese"), get_architecture("two_channel")
+    assert get_pairing("triplet", "pk", siamese) == Pairing("pk", "batch_triplet")
+    assert get_pairing("triplet", "pairs", siamese) == Pairing("triplets", "triplet")
+    assert get_pairing("logistic", "pairs", two_channel).loss == "pair_score"
+    assert not get_pairing("none", "pairs", siamese).labelled
+    with pytest.raises(UserError, match="data.sampler: pk does not go with loss.name: "
+                                        "contrastive"):
+        get_pairing("contrastive", "pk", siamese)

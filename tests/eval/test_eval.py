@@ -10,10 +10,10 @@ import pytest
 from conftest import make_folder
 
 import eval as eval_cli
+from siamese.data.pairfiles import read_pair_file
 from siamese.errors import UserError
-from siamese.metrics import kfold_accuracy, wilson_interval
-from siamese.oneshot import n_way_accuracy, sample_episodes
-from siamese.pairfiles import read_pair_file
+from siamese.eval.metrics import kfold_accuracy, wilson_interval
+from siamese.eval.oneshot import n_way_accuracy, sample_episodes
 
 EUCLID = {"name": "euclidean", "higher_is_similar": False}
 

@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 from conftest import DIGITS, make_folder
 
+from siamese.data.folder import scan_folder
+from siamese.data.pairfiles import read_pair_file
+from siamese.data.sampling import PairSampler
+from siamese.data.splits import split_indices
 from siamese.errors import UserError
-from siamese.pairfiles import read_pair_file
-from siamese.pairs import PairSampler, scan_folder, split_indices, write_pairs_csv
+from siamese.formats.pairsets import write_pairs_csv
 
 
 def labels_of(counts):

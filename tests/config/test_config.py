@@ -72,7 +72,7 @@ def test_readme_lists_every_config_key():
 
     from siamese.config import Config
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
 
     def keys(cls, prefix=""):
         for f in dataclasses.fields(cls):

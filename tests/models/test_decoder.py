@@ -12,14 +12,15 @@ from conftest import make_folder, write_config
 from mxnet.gluon import nn
 
 import train
-from siamese import checkpoint
 from siamese.config import from_dict
-from siamese.decoder import AutoEncoder, build_decoder, decoder_uses, transposed_conv3x3
-from siamese.engine import make_init, unique_params
 from siamese.errors import UserError
-from siamese.export import read_meta
-from siamese.model import MLP, ConvNet
-from siamese.sharing import sharing_map
+from siamese.formats import checkpoint
+from siamese.formats.bundle import read_meta
+from siamese.models.branches import MLP, ConvNet
+from siamese.models.decoder import AutoEncoder, build_decoder, decoder_uses, transposed_conv3x3
+from siamese.models.init import make_init
+from siamese.models.sharing import sharing_map
+from siamese.train.engine import unique_params
 
 
 def tiny_mlp_autoencoder(kind="tied"):
@@ -250,7 +251,7 @@ def test_autoencoder_run_starts_a_similarity_run(tmp_path):
     assert best == 1 + int(np.argmin([r["val_reconstruction"] for r in log]))
     # The same key as local pretrained weights: model.pretrained = the run directory.
     from siamese.config import load_config
-    from siamese.engine import build_blocks
+    from siamese.train.engine import build_blocks
 
     cfg = write_config(tmp_path / "sim.yaml", root, model={"pretrained": str(tmp_path / "ae")})
     net, _, _ = build_blocks(load_config(cfg), [mx.cpu()])
@@ -299,7 +300,7 @@ def test_autoencoder_on_a_flat_folder_of_unlabelled_images(tmp_path, capsys):
     assert not (tmp_path / "ae" / "export").exists()
     assert "model.pretrained=" in capsys.readouterr().out
     import eval as eval_cli
-    from siamese.export_cli import main as export_main
+    from siamese.export.cli import main as export_main
 
     for cli in (eval_cli.main, export_main):
         assert cli([str(tmp_path / "ae")]) == 2

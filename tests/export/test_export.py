@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 
 from siamese import predict as predict_cli
+from siamese.data.images import load_images
 from siamese.errors import ExportMismatch
-from siamese.export import META, PARAMS, export_branch, load_branch, read_meta
-from siamese.export_cli import load_run
-from siamese.export_cli import main as export_main
-from siamese.images import load_images, to_tensor
+from siamese.eval.comparator import load_branch
+from siamese.export.cli import main as export_main
+from siamese.export.writer import export_branch
+from siamese.formats.bundle import META, PARAMS, read_meta
+from siamese.formats.preprocess import to_tensor
+from siamese.train.rebuild import load_run
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +34,7 @@ def exported(trained_run, tmp_path_factory):
 
 
 def test_symbol_and_onnx_round_trip_on_another_batch_size(exported):
-    from siamese.onnx_export import onnx_run
+    from siamese.export.onnx import onnx_run
 
     run_dir, root, out = exported
     cfg, net, _ = load_run(run_dir, "best")

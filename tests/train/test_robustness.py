@@ -17,9 +17,9 @@ from conftest import ROOT, make_folder, write_config
 from PIL import Image
 
 import train
-from siamese import checkpoint
 from siamese.errors import UserError
-from siamese.resume import newest_checkpoint
+from siamese.formats import checkpoint
+from siamese.train.resume import newest_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -194,7 +194,7 @@ def messy_folder(tmp_path: Path) -> Path:
 
 
 def test_messy_folder_skip_and_error_policies(tmp_path, capsys):
-    from siamese.images import load_image
+    from siamese.data.images import load_image
 
     root = messy_folder(tmp_path)
     with pytest.raises(UserError, match="photo.jpg: cannot read image"):

@@ -14,13 +14,13 @@ from conftest import make_folder, write_config
 
 import eval as eval_cli
 import train
-from siamese.comparator import blur, invert
 from siamese.config import from_dict
+from siamese.data.views import blur, invert
 from siamese.errors import UserError
-from siamese.export import open_comparator
-from siamese.model import MLP, ConvNet
+from siamese.eval.comparator import open_comparator
+from siamese.models.branches import MLP, ConvNet
+from siamese.models.sharing import build_pseudo_siamese, format_sharing_map, matches, sharing_map
 from siamese.predict import main as predict_main
-from siamese.sharing import build_pseudo_siamese, format_sharing_map, matches, sharing_map
 
 
 def convnet(prefix, params=None):
@@ -138,7 +138,7 @@ def test_shared_parameter_stays_one_object_after_a_step():
     left, right, _ = build_pseudo_siamese(mlp, ["hidden"])
     for b in (left, right):
         _init(b)
-    from siamese.engine import unique_params
+    from siamese.train.engine import unique_params
 
     params = unique_params(left, right)
     assert len(params) == 6  # hidden weight+bias once, two embed weights+biases

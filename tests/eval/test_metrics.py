@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siamese.metrics import accuracy, auc, best_threshold, eer, verification
+from siamese.eval.metrics import accuracy, auc, best_threshold, eer, verification
 
 
 def test_auc_by_hand():
@@ -57,7 +57,7 @@ def test_verification_on_distances_keeps_direction():
 def test_auc_and_roc_match_scikit_learn_on_random_scores(seed):
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    from siamese.metrics import roc, tar_at_far
+    from siamese.eval.metrics import roc, tar_at_far
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, 500)

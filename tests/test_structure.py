@@ -1,0 +1,186 @@
+"""The package's structure: imports point one way, no cycles, no mxnet where none belongs, no
+import hidden inside a function, small modules and functions. Read from the source with `ast`
+(what the code says), plus one real import for mxnet."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+PACKAGE = ROOT / "siamese"
+SUBPACKAGES = ("config", "formats", "data", "models", "losses", "train", "eval", "export")
+# What each room may import from the package, besides itself, `siamese.errors` and the package
+# root (`siamese.__version__`). Front doors (everything else) may import anything.
+MAY_IMPORT = {
+    "errors": set(),
+    "config": set(),
+    "formats": set(),
+    "data": {"config", "formats"},
+    "models": {"config", "formats"},
+    "losses": {"config", "formats"},
+    "eval": {"config", "formats", "data", "models", "losses"},
+    "train": {"config", "formats", "data", "models", "losses", "eval"},
+    "export": {"config", "formats", "data", "models", "losses", "eval"},
+}
+# Front doors inside a room: they compose the rooms (`python -m siamese.export` rebuilds a run).
+FRONT_DOORS = {"siamese.export.cli", "siamese.export.__main__"}
+MAX_MODULE_LINES = 300
+MAX_FUNCTION_LINES = 60
+
+
+def modules() -> dict:
+    """{dotted module name: Path} of every module of the package."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def resolve(module: str, path: Path, node: ast.ImportFrom) -> list:
+    """The package modules an ImportFrom names (a name may itself be a module)."""
+    if node.level:
+        base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        base = base[:len(base) - node.level + 1]
+        target = ".".join(base + ([node.module] if node.module else []))
+    else:
+        target = node.module or ""
+    if not target.startswith("siamese"):
+        return []
+    names = [f"{target}.{a.name}" for a in node.names]
+    known = modules()
+    return [n for n in names if n in known] or [target]
+
+
+def imports(module: str, path: Path) -> tuple:
+    """(package modules imported at module level, (line, name) imported inside functions)."""
+    tree = ast.parse(path.read_text())
+    top, inner = [], []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            found = resolve(module, path, node)
+        elif isinstance(node, ast.Import):
+            found = [a.name for a in node.names if a.name.startswith("siamese")]
+        else:
+            continue
+        (top if node.col_offset == 0 else inner).extend((node.lineno, f) for f in found)
+    return [f for _, f in top], inner
+
+
+def room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def graph() -> dict:
+    return {m: set(imports(m, p)[0]) - {m} for m, p in modules().items()}
+
+
+def test_every_module_imports():
+    for name in modules():
+        if not name.endswith("__main__"):
+            importlib.import_module(name)
+
+
+def test_subpackages_say_what_lives_there_and_what_they_may_import():
+    for name in SUBPACKAGES:
+        doc = ast.get_docstring(ast.parse((PACKAGE / name / "__init__.py").read_text()))
+        assert doc and "Lives here" in doc and "May import" in doc, name
+
+
+def test_imports_point_one_way():
+    wrong = []
+    for module, targets in graph().items():
+        mine = room(module)
+        if mine not in MAY_IMPORT or module in FRONT_DOORS:
+            continue  # a front door
+        for t in targets:
+            other = room(t)
+            if other in ("", mine, "errors") or other in MAY_IMPORT[mine]:
+                continue
+            wrong.append(f"{module} -> {t}")
+    assert not wrong, wrong
+
+
+def find_cycle(g: dict) -> list:
+    """A list of modules forming an import cycle, or []."""
+    state: dict = {}
+    stack: list = []
+
+    def visit(m):
+        state[m] = 1
+        stack.append(m)
+        for t in sorted(g.get(m, ())):
+            if state.get(t) == 1:
+                return stack[stack.index(t):] + [t]
+            if t not in state:
+                found = visit(t)
+                if found:
+                    return found
+        state[m] = 2
+        stack.pop()
+        return []
+
+    for m in sorted(g):
+        if m not in state:
+            found = visit(m)
+            if found:
+                return found
+    return []
+
+
+def test_no_import_cycles():
+    assert find_cycle(graph()) == []
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    g = graph()
+    g["siamese.formats.atomic"] = g["siamese.formats.atomic"] | {"siamese.train.fit"}
+    cycle = find_cycle(g)
+    assert cycle and cycle[0] == cycle[-1] and "siamese.train.fit" in cycle
+
+
+def test_no_package_import_hidden_in_a_function():
+    hidden = [(m, line, t) for m, p in modules().items() for line, t in imports(m, p)[1]]
+    assert not hidden, hidden
+
+
+def test_config_and_metrics_load_without_mxnet():
+    code = ("import sys; import siamese.config, siamese.eval.metrics, siamese.eval.thresholds, "
+            "siamese.losses.distances; print('mxnet' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("module", sorted(modules()))
+def test_modules_and_functions_are_small(module):
+    path = modules()[module]
+    text = path.read_text()
+    assert text.count("\n") <= MAX_MODULE_LINES, f"{path}: {text.count(chr(10))} lines"
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            assert length <= MAX_FUNCTION_LINES, f"{path}:{node.lineno} {node.name}: {length}"
+
+
+def test_nothing_outside_the_registry_switches_on_an_architecture_name():
+    names = ("siamese", "pseudo_siamese", "two_channel", "two_branches", "pair_scorer")
+    allowed = {"siamese.models.architectures", "siamese.config.schema", "siamese.config.rules"}
+    found = []
+    for module, path in modules().items():
+        if module in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                consts = [c.value for c in ast.walk(node) if isinstance(c, ast.Constant)]
+                found += [f"{module}:{node.lineno}" for c in consts if c in names]
+    assert not found, found
