@@ -7,9 +7,7 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,46 +25,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def resume_plan(args) -> tuple:
-    """(config, run_dir, (checkpoint, meta)) for --resume."""
-    from siamese.config import load_config
-    from siamese.errors import UserError
-    from siamese.formats.rundir import RunDir
-    from siamese.train.resume import newest_checkpoint, resume_config
-
-    run_dir = RunDir(args.resume)
-    if not run_dir.is_run():
-        raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
-    path, meta = newest_checkpoint(run_dir)
-    given = load_config(args.config) if args.config else None
-    cfg = resume_config(meta["config"], args.set, given)
-    done = meta["epoch"] >= cfg.train.epochs or meta["state"].get("stopped_early")
-    if done and run_dir.metrics.exists():
-        raise UserError(f"{run_dir}: already finished {meta['epoch']} epochs"
-                        f"{' (stopped early)' if meta['state'].get('stopped_early') else ''}; "
-                        f"pass --set train.epochs=N with a larger N to train further")
-    return cfg, run_dir, (path, meta)
-
-
-SCRATCH = "siamese-worker"
-
-
-def worker_scratch(cfg):
-    """Distributed workers other than rank 0 write to a scratch folder, removed at the end."""
-    from siamese.formats.rundir import RunDir
-    from siamese.train.distributed import is_distributed, rank_and_size
-
-    if not is_distributed(cfg.train.kvstore):
-        return None
-    rank, _ = rank_and_size(cfg.train.kvstore)
-    if rank == 0:
-        return None
-    run = RunDir(tempfile.mkdtemp(prefix=f"{SCRATCH}{rank}-"))
-    run.checkpoints.mkdir()
-    run.pairs.mkdir()
-    return run
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     from siamese.cli import run, setup_logging
@@ -75,26 +33,29 @@ def main(argv=None) -> int:
         from siamese.config import load_config
         from siamese.errors import UserError
         from siamese.formats.rundir import default_run_dir, prepare_run_dir
+        from siamese.pipeline import train_and_export
+        from siamese.train.distributed import rank_and_size, remove_scratch, worker_scratch
+        from siamese.train.resume import check_workers, plan_resume
 
         if args.resume:
             setup_logging()
-            cfg, run_dir, resume = resume_plan(args)
+            cfg, run_dir, resume = plan_resume(args.resume, args.config, args.set)
+            check_workers(resume[1], rank_and_size(cfg.train.kvstore)[1], resume[0])
         elif not args.config:
             raise UserError("give a config file (e.g. configs/pairs.yaml) or --resume RUN_DIR")
         else:
-            cfg = load_config(args.config, args.set)
-            run_dir = worker_scratch(cfg) or prepare_run_dir(
-                args.run_dir or default_run_dir(args.config), args.force)
-            resume = None
+            cfg, resume = load_config(args.config, args.set), None
+        scratch = worker_scratch(cfg.train.kvstore)  # ranks above 0 write here, not run_dir
+        if scratch is not None:
+            run_dir = scratch
+        elif resume is None:
+            run_dir = prepare_run_dir(args.run_dir or default_run_dir(args.config), args.force)
         setup_logging(run_dir.train_log)
-        from siamese.pipeline import train_and_export
-
         start = time.perf_counter()
         try:
             m = train_and_export(cfg, run_dir, progress=sys.stderr.isatty(), resume=resume)
         finally:
-            if run_dir.root.name.startswith(SCRATCH):
-                shutil.rmtree(run_dir.root, ignore_errors=True)
+            remove_scratch(scratch)
         v, t = m["val"], m["test"]
         print(f"run: {run_dir}")
         if m.get("exported") is False:

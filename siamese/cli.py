@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -26,9 +28,29 @@ def setup_logging(log_file: Optional[Path] = None, verbose: bool = False) -> Non
         root.addHandler(handler)
 
 
+def _stop_now(signum, frame) -> None:
+    name = signal.Signals(signum).name
+    raise Interrupted(signum, f"{name}: stopped outside the training loop (while loading, "
+                              f"building or exporting); files already written are complete, "
+                              f"and a run continues from its last checkpoint with python "
+                              f"train.py --resume RUN_DIR")
+
+
 def run(main: Callable[[], int]) -> int:
     """Call a CLI body: bad input -> one line and exit 2; a run that could not finish -> 1;
-    Ctrl-C -> 130."""
+    SIGINT / SIGTERM -> 130 / 143 with a one-line message, whenever they come (the training
+    loop installs its own handlers, which finish the step and checkpoint first)."""
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        saved = {s: signal.signal(s, _stop_now) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _exit_code(main)
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+def _exit_code(main: Callable[[], int]) -> int:
     try:
         return main()
     except UserError as e:

@@ -65,7 +65,8 @@ def decode_all(paths: Sequence[str | Path], size: Sequence[int], channels: int,
             bad.append((i, str(e)))
 
     if len(paths):
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        pool = ThreadPoolExecutor(max_workers=4)
+        try:
             jobs = pool.map(one, range(len(paths)))
             if progress:
                 from tqdm import tqdm
@@ -73,6 +74,8 @@ def decode_all(paths: Sequence[str | Path], size: Sequence[int], channels: int,
                 jobs = tqdm(jobs, total=len(paths), desc="decode", unit="img", leave=False)
             for _ in jobs:
                 pass
+        finally:  # a signal (or an error) stops the decoding without waiting for the queue
+            pool.shutdown(wait=True, cancel_futures=True)
     bad.sort()
     if not bad:
         return out, bad

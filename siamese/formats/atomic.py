@@ -10,6 +10,8 @@ import contextlib
 import json
 import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -72,9 +74,25 @@ def append_jsonl(path: Path, obj: dict) -> None:
 
 
 def swap_dir(tmp: Path, out: Path) -> None:
-    """Replace folder `out` by folder `tmp` with renames only; the old folder is removed last."""
+    """Replace folder `out` by folder `tmp` with renames only; the old folder is removed last.
+    SIGINT and SIGTERM wait until both renames are done (a handler that raises between them
+    would leave no folder at `out`)."""
     old = temp_name(out, "old")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
+    with _signals_deferred():
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    main = threading.current_thread() is threading.main_thread()
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    if main:
+        signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        if main:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs)

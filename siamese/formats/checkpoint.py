@@ -2,8 +2,9 @@
 
 The file is an `.npz` (a zip of arrays, read with allow_pickle=False): parameters by structural
 name (`model.` / `loss.` prefixes, stable across processes), the optimizer's per-parameter state
-as bytes, and a JSON `meta` record. It is written to a temporary name in the same folder,
-flushed to disk, and renamed over the old one: a crash leaves either the old or the new file.
+as named arrays (siamese.formats.optstate: never pickled), and a JSON `meta` record. It is
+written to a temporary name in the same folder, flushed to disk, and renamed over the old one:
+a crash leaves either the old or the new file.
 
 Optimizer state is restored into the optimizer the config builds (learning rate, schedule),
 never by unpickling a saved optimizer (MXNET_NOTES: `Trainer.load_states`).
@@ -21,6 +22,7 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import UserError
+from . import optstate
 from .atomic import atomic_path
 
 
@@ -63,9 +65,9 @@ def save(path: Path, blocks: Dict[str, mx.gluon.Block], trainer: mx.gluon.Traine
               for k, p in named_params(blocks).items()}
     if not trainer._kv_initialized:
         trainer._init_kvstore()
-    states = trainer._updaters[0].get_states(dump_optimizer=False)
-    arrays["optimizer_states"] = np.frombuffer(states, np.uint8)
-    meta = dict(meta, optimizer=_optimizer_counts(trainer._optimizer))
+    layout, states = optstate.flatten(trainer._updaters[0].states)
+    arrays.update(states)
+    meta = dict(meta, optimizer=dict(_optimizer_counts(trainer._optimizer), states=layout))
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, "write checkpoint", "the previous checkpoint is unchanged") as tmp, \
@@ -75,8 +77,10 @@ def save(path: Path, blocks: Dict[str, mx.gluon.Block], trainer: mx.gluon.Traine
         os.fsync(fh.fileno())
 
 
-def read(path: Path) -> tuple[dict, Dict[str, np.ndarray], bytes]:
-    """(meta, params by structural name, optimizer state bytes) of a checkpoint file.
+def read(path: Path) -> tuple:
+    """(meta, params by structural name, optimizer state) of a checkpoint file. The optimizer
+    state is {array name: array} (see siamese.formats.optstate), or, for a checkpoint written
+    before that format, the pickled bytes, not unpickled here.
 
     Raises:
         UserError: missing, truncated or corrupt file, naming it.
@@ -85,10 +89,20 @@ def read(path: Path) -> tuple[dict, Dict[str, np.ndarray], bytes]:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(z["meta"].tobytes().decode())
             params = {k[len("param/"):]: z[k] for k in z.files if k.startswith("param/")}
-            states = z["optimizer_states"].tobytes()
+            if "optimizer_states" in z.files:
+                states = z["optimizer_states"].tobytes()
+            else:
+                states = {k: z[k] for k in z.files if k.startswith(optstate.PREFIX)}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
         raise UserError(f"{path}: not a readable checkpoint ({e})") from None
     return meta, params, states
+
+
+def optimizer_states(path: Path, meta: dict, states) -> dict:
+    """Updater.states of a checkpoint read by `read`, without a general unpickler."""
+    if isinstance(states, bytes):
+        return optstate.legacy_states(states, str(path))
+    return optstate.unflatten(meta["optimizer"].get("states", {}), states, str(path))
 
 
 def restore(path: Path, blocks: Dict[str, mx.gluon.Block],
@@ -96,7 +110,8 @@ def restore(path: Path, blocks: Dict[str, mx.gluon.Block],
     """Load a checkpoint into built blocks (and the trainer's optimizer state); return meta.
 
     Raises:
-        UserError: the file is unreadable or its parameters do not fit the built model.
+        UserError: the file is unreadable, its parameters do not fit the built model, or its
+            optimizer state is damaged or refused.
     """
     meta, arrays, states = read(path)
     params = named_params(blocks)
@@ -108,11 +123,14 @@ def restore(path: Path, blocks: Dict[str, mx.gluon.Block],
     for k, p in params.items():
         if tuple(p.shape) != arrays[k].shape:
             raise UserError(f"{path}: {k} has shape {arrays[k].shape}, the model {p.shape}")
+    opt = optimizer_states(path, meta, states) if trainer is not None else None
+    for k, p in params.items():
         p.set_data(mx.nd.array(arrays[k], dtype=arrays[k].dtype))
     if trainer is not None:
         if not trainer._kv_initialized:
             trainer._init_kvstore()
-        for updater in trainer._updaters:
-            updater.set_states(states)
+        for k, updater in enumerate(trainer._updaters):
+            updater.states = opt if k == 0 else optimizer_states(path, meta, states)
+            updater.states_synced = dict.fromkeys(updater.states, False)
         _set_optimizer_counts(trainer._optimizer, meta["optimizer"])
     return meta

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from typing import Optional
 
 import mxnet as mx
 
 from ..errors import UserError
+from ..formats.rundir import RunDir
+
+SCRATCH = "siamese-worker"
 
 _KV: dict = {}
 
@@ -54,3 +59,23 @@ def params_digest(blocks: dict) -> str:
             h.update(f"{prefix}.{name}".encode())
             h.update(p.data(p.list_ctx()[0]).asnumpy().tobytes())
     return h.hexdigest()
+
+
+def worker_scratch(kind: str) -> Optional[RunDir]:
+    """A scratch run directory, created here, for a distributed worker other than rank 0 (only
+    rank 0 writes the real run directory); None otherwise. Remove it with `remove_scratch`."""
+    if not is_distributed(kind):
+        return None
+    rank, _ = rank_and_size(kind)
+    if rank == 0:
+        return None
+    run = RunDir(tempfile.mkdtemp(prefix=f"{SCRATCH}{rank}-"))
+    run.checkpoints.mkdir()
+    run.pairs.mkdir()
+    return run
+
+
+def remove_scratch(run: Optional[RunDir]) -> None:
+    """Remove a folder `worker_scratch` made (never one the user named)."""
+    if run is not None:
+        shutil.rmtree(run.root, ignore_errors=True)

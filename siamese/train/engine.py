@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
 import mxnet as mx
@@ -27,8 +27,9 @@ from ..models.decoder import AutoEncoder, build_decoder
 from ..models.init import make_init
 from ..models.pretrained import load_pretrained
 from ..models.zoo import freeze
+from .collective import Local, collective
 from .device import parse_device
-from .distributed import rank_and_size
+from .distributed import get_kvstore, rank_and_size
 from .pairing import Pairing, get_pairing
 from .schedule import get_schedule
 from .step import amp_train_step, train_step
@@ -61,6 +62,8 @@ class Parts:
     pairing: Pairing  # the batch source and loss entry (siamese.train.pairing)
     autoencoder: Optional[gluon.HybridBlock] = None  # branch + decoder (model.decoder)
     recon_images: Optional[ReconImages] = None  # images for the reconstruction loss
+    collective: Local = field(default_factory=Local)  # decisions all workers take together
+    workers: int = 1  # processes training together (distributed), each on its own shard
 
     @property
     def arch(self) -> Architecture:
@@ -155,8 +158,10 @@ def build(cfg: Config, progress: bool = False) -> Parts:
         log.info("decoder %s: reconstruction loss x %g on batches of %d of all %d training "
                  "images", cfg.model.decoder, cfg.loss.reconstruction_weight,
                  source.batch_size, len(recon.index))
-    return Parts(cfg, ctxs, data, net, loss, trainer, source, lr_factor, step,
-                 source.batch_size * workers, pairing, autoencoder, recon)
+    parts = Parts(cfg, ctxs, data, net, loss, trainer, source, lr_factor, step,
+                  source.batch_size * workers, pairing, autoencoder, recon, workers=workers)
+    parts.collective = collective(get_kvstore(cfg.train.kvstore), parts.blocks)
+    return parts
 
 
 def _log_parts(cfg: Config, ctxs, net, params, source: TrainPairs, pairing: Pairing) -> None:

@@ -60,11 +60,12 @@ def run_epoch(parts: Parts, state: State, stop: StopOnSignal, policy, progress: 
             (parts.autoencoder, images, parts.cfg.loss.reconstruction_weight)
         try:
             state.loss_sum += parts.step(parts.net, parts.loss, parts.trainer, parts.ctxs,
-                                         batch, parts.step_pairs, extra, state.parts_sum)
+                                         batch, parts.step_pairs, extra, state.parts_sum,
+                                         lambda bad: parts.collective.agree(bad, stop))
         except NonFiniteStep as e:
             policy.handle(parts, state, f"epoch {state.epoch + 1}, batch {k + 1}", e)
         state.batch = k + 1
-        if stop.requested:
+        if parts.collective.stop_signal(stop):
             return False
     mx.nd.waitall()
     return True
@@ -77,7 +78,7 @@ def _f4(value) -> str:
 def save_checkpoints(parts: Parts, run: RunDir, state: State, improved: bool) -> Path:
     """best (if improved), then the epoch file (at epoch ends), then last; old epochs pruned."""
     meta = {"epoch": state.epoch, "batch": state.batch, "state": dataclasses.asdict(state),
-            "config": to_dict(parts.cfg)}
+            "config": to_dict(parts.cfg), "workers": parts.workers}
     if improved:
         checkpoint.save(run.checkpoint("best"), parts.blocks, parts.trainer, meta)
     if state.batch == 0:
@@ -90,6 +91,7 @@ def save_checkpoints(parts: Parts, run: RunDir, state: State, improved: bool) ->
 
 def end_epoch(parts: Parts, run: RunDir, state: State, seconds: float, trained: int) -> None:
     """Validate, update best, checkpoint and log a finished epoch."""
+    parts.collective.average_stats(parts.blocks)  # every worker validates the same model
     val = validate(parts)
     tp = parts.train_pairs
     examples = tp.batches_per_epoch() * tp.batch_size
@@ -109,8 +111,8 @@ def end_epoch(parts: Parts, run: RunDir, state: State, seconds: float, trained: 
         state.best = {"epoch": state.epoch, "auc": val["auc"], "eer": val["eer"],
                       "reconstruction": row.get("val_reconstruction", float("inf"))}
     patience = parts.cfg.train.patience
-    if patience and state.epoch < parts.cfg.train.epochs and \
-            state.epoch - state.best["epoch"] >= patience:
+    if parts.collective.any(bool(patience) and state.epoch < parts.cfg.train.epochs and
+                            state.epoch - state.best["epoch"] >= patience):
         state.stopped_early = True
         row["early_stop"] = True
     # The log line first: a crash before the checkpoint only makes the resumed run cut it and
@@ -211,11 +213,11 @@ def fit(cfg: Config, run: RunDir, progress: bool = False,
             state.train_seconds += time.perf_counter() - t0
             if not done:
                 save_checkpoints(parts, run, state, improved=False)
-                raise interrupted(stop.requested, run, state)
+                raise interrupted(parts.collective.stop_signal(stop), run, state)
             end_epoch(parts, run, state, time.perf_counter() - t0,
                       parts.train_pairs.batches_per_epoch() - first)
-            if stop.requested:
-                raise interrupted(stop.requested, run, state)
+            if parts.collective.stop_signal(stop):
+                raise interrupted(parts.collective.stop_signal(stop), run, state)
     log.info("final parameters sha256 %s", params_digest(parts.blocks))
     checkpoint.restore(run.checkpoint("best"), parts.blocks)
     return parts, state

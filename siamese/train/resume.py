@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import List, Optional
 
-from ..config import Config, apply_overrides, from_dict, to_dict
+from ..config import Config, apply_overrides, from_dict, load_config, to_dict
 from ..errors import UserError
 from ..formats import checkpoint
 from ..formats.atomic import write_text
@@ -72,9 +72,11 @@ def resume_config(saved: dict, overrides: List[str], given: Optional[Config]) ->
         overrides: `key=value` strings from `--set`.
         given: the config file named on the command line, if any (must agree on unsafe keys).
     """
+    flat_saved = _flat(saved)
     for item in overrides:
         key = item.split("=", 1)[0].strip()
-        if key not in SAFE_KEYS:
+        same = flat_saved.get(key) == _flat(apply_overrides({}, [item])).get(key)
+        if key not in SAFE_KEYS and not same:
             raise UserError(f"--set {key}: cannot change when resuming (it would change the "
                             f"model, data or loss); safe keys: {', '.join(SAFE_KEYS)}")
     cfg = from_dict(apply_overrides(copy.deepcopy(saved), list(overrides)))
@@ -95,3 +97,34 @@ def truncate_log(path: Path, epoch: int) -> None:
     rows = [line for line in path.read_text().splitlines()
             if line.strip() and json.loads(line)["epoch"] <= epoch]
     write_text(path, "".join(r + "\n" for r in rows))
+
+
+def plan_resume(run_dir: Path, config: Optional[str], overrides: List[str]) -> tuple:
+    """(config, run directory, (checkpoint, meta)) for `train.py --resume RUN_DIR`.
+
+    Raises:
+        UserError: not a run directory, no readable checkpoint, an unsafe change, or a run
+            that already finished its epochs.
+    """
+    run = RunDir(run_dir)
+    if not run.is_run():
+        raise UserError(f"{run}: not a run directory (no config.yaml)")
+    path, meta = newest_checkpoint(run.root)
+    given = load_config(config) if config else None
+    cfg = resume_config(meta["config"], overrides, given)
+    stopped = meta["state"].get("stopped_early")
+    if (meta["epoch"] >= cfg.train.epochs or stopped) and run.metrics.exists():
+        raise UserError(f"{run}: already finished {meta['epoch']} epochs"
+                        f"{' (stopped early)' if stopped else ''}; "
+                        f"pass --set train.epochs=N with a larger N to train further")
+    return cfg, run, (path, meta)
+
+
+def check_workers(meta: dict, workers: int, path: Path) -> None:
+    """A run resumes with as many workers as it was trained with (each worker's shard of the
+    pairs depends on it)."""
+    saved = meta.get("workers", 1)
+    if saved != workers:
+        raise UserError(f"{path}: the run was trained by {saved} worker(s); resume it with "
+                        f"{saved} (python -m siamese.launch --workers {saved} ...), not "
+                        f"{workers}")

@@ -4,7 +4,7 @@ gradients are finite, then the update."""
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import mxnet as mx
 import numpy as np
@@ -39,7 +39,8 @@ def _recon_losses(recon, ctxs) -> list:
 
 
 def train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int, recon=None,
-               components: Optional[dict] = None) -> float:
+               components: Optional[dict] = None,
+               agree: Optional[Callable[[bool], bool]] = None) -> float:
     """One step on a batch split over devices; returns the summed loss.
 
     `batch` holds `loss_fn.n_inputs` image arrays, then the targets. Each device gets whole
@@ -47,6 +48,8 @@ def train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int, recon
     divides by the number of examples, so `twice` and `concat` get the same learning rate.
     `recon` = (autoencoder, images (B, C, H, W), weight) adds weight x the reconstruction loss
     of B images; `components` then receives the summed "similarity" and "reconstruction".
+    `agree(nonfinite here) -> nonfinite on any worker` makes the skip a decision every worker
+    of a distributed run takes together (none pushes gradients, so none waits).
 
     Raises:
         NonFiniteStep: the loss or a gradient is not finite; the update was not applied
@@ -67,16 +70,18 @@ def train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int, recon
     if components is not None:
         components["similarity"] = components.get("similarity", 0.0) + sim
         components["reconstruction"] = components.get("reconstruction", 0.0) + rec_sum
-    if not math.isfinite(total):
-        raise NonFiniteStep(f"non-finite loss ({total})")
-    if not math.isfinite(grads):
-        raise NonFiniteStep("non-finite gradient")
+    local = not math.isfinite(total) or not math.isfinite(grads)
+    if (agree(local) if agree is not None else local):
+        raise NonFiniteStep(f"non-finite loss ({total})" if not math.isfinite(total) else
+                            "non-finite gradient" if local else
+                            "non-finite loss or gradient on another worker")
     trainer.step(batch_size)
     return float(total)
 
 
 def amp_train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int, recon=None,
-                   components: Optional[dict] = None) -> float:
+                   components: Optional[dict] = None,
+                   agree: Optional[Callable[[bool], bool]] = None) -> float:
     """train_step under AMP: the loss is scaled for float16 gradients, and AMP's trainer skips
     steps whose scaled gradients overflow (so only the loss is checked here). GPU only."""
     from mxnet.contrib import amp
@@ -87,7 +92,7 @@ def amp_train_step(net, loss_fn, trainer, ctxs, batch: tuple, batch_size: int, r
         with amp.scale_loss(losses, trainer) as scaled:
             autograd.backward(scaled)
     total = float(sum(v.sum().asscalar() for v in losses))
-    if not math.isfinite(total):
+    if (agree or bool)(not math.isfinite(total)):
         raise NonFiniteStep(f"non-finite loss ({total})")
     trainer.step(batch_size)
     return total
