@@ -58,6 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "validation pairs, and the TAR/FAR it gives on the scored pairs")
     p.add_argument("--val-pairs", type=Path, help="validation pair list for --far (default: "
                                                   "the run's pairs/val.csv)")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="accept pair-file paths that leave --root (absolute, or with ..)")
     return p.parse_args(argv)
 
 
@@ -70,12 +72,14 @@ def main(argv=None) -> int:
         setup_logging()
         if args.shots < 1 or args.episodes < 1:
             raise UserError("--shots and --episodes must be at least 1")
-        from siamese.eval.report import evaluate, format_table, write_outputs
+        from siamese.eval.present import format_table, write_outputs
+        from siamese.eval.report import evaluate
 
         report, plot, model = evaluate(args.target, args.pairs, args.root, args.n_way,
                                        args.shots, args.episodes, args.seed,
                                        progress=sys.stderr.isatty(), fars=args.far,
-                                       val_pairs=args.val_pairs, classes=args.classes)
+                                       val_pairs=args.val_pairs, classes=args.classes,
+                                       allow_outside=args.allow_outside_root)
         out = args.out or args.target / "eval.json"
         write_outputs(report, plot, model, out)
         print(format_table(report))

@@ -44,8 +44,8 @@ def main(argv=None) -> int:
         elif not args.config:
             raise UserError("give a config file (e.g. configs/pairs.yaml) or --resume RUN_DIR")
         else:
-            cfg, resume = load_config(args.config, args.set), None
-        scratch = worker_scratch(cfg.train.kvstore)  # ranks above 0 write here, not run_dir
+            cfg, resume, run_dir = load_config(args.config, args.set), None, None
+        scratch = worker_scratch(cfg.train.kvstore, run_dir)  # ranks above 0 write here
         if scratch is not None:
             run_dir = scratch
         elif resume is None:

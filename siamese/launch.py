@@ -111,7 +111,9 @@ def start(args, cmd: List[str], log_dir: Path) -> Dict[str, subprocess.Popen]:
     roles += [(f"worker-{k}", "worker", cmd) for k in range(args.workers)]
     procs = {}
     for name, role, c in roles:
-        log = open(log_dir / f"{name}.log", "w")
+        log = open(log_dir / f"{name}.log", "a")  # a resumed run's logs follow the first's
+        log.write(f"--- launch {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(c)}\n")
+        log.flush()
         procs[name] = subprocess.Popen(c, stdout=log, stderr=subprocess.STDOUT,
                                        env=role_env(role, args.host, port, args.servers,
                                                     args.workers))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,11 @@ def _class_files(root: Path, name: str, cache: Dict[str, List[str]]) -> List[str
     return cache[name]
 
 
-def _lfw_image(path: Path, n: int, root: Path, name: str, index: str, cache) -> str:
+def _lfw_image(path: Path, n: int, root: Path, name: str, index: str, cache,
+               allow_outside: bool) -> str:
+    if outside(root, name) and not allow_outside:
+        raise UserError(f"{path}: line {n}: {name} is outside --root {root} (an absolute "
+                        f"path or '..'); pass --allow-outside-root to read it anyway")
     if not index.isdigit() or int(index) < 1:
         raise UserError(f"{path}: line {n}: image number must be a positive integer, got {index!r}")
     files = _class_files(root, name, cache)
@@ -92,7 +97,7 @@ def _lfw_image(path: Path, n: int, root: Path, name: str, index: str, cache) -> 
     return f"{name}/{files[int(index) - 1]}"
 
 
-def _parse_lfw(path: Path, text: str, root: Path) -> PairList:
+def _parse_lfw(path: Path, text: str, root: Path, allow_outside: bool = False) -> PairList:
     lines = text.splitlines()
     folds_n, per_fold = (int(v) for v in _HEADER.match(lines[0]).groups())
     body = [(n, line.split()) for n, line in enumerate(lines[1:], start=2) if line.strip()]
@@ -110,8 +115,8 @@ def _parse_lfw(path: Path, text: str, root: Path) -> PairList:
             raise UserError(f"{path}: line {n}: a mismatched pair line is 'name1 i name2 j', "
                             f"got {f}")
         a_name, a_i, b_name, b_i = (f[0], f[1], f[0], f[2]) if same else f
-        left.append(_lfw_image(path, n, root, a_name, a_i, cache))
-        right.append(_lfw_image(path, n, root, b_name, b_i, cache))
+        left.append(_lfw_image(path, n, root, a_name, a_i, cache, allow_outside))
+        right.append(_lfw_image(path, n, root, b_name, b_i, cache, allow_outside))
         labels.append(int(same))
         where.append(n)
         folds.append(k // (2 * per_fold))
@@ -119,9 +124,19 @@ def _parse_lfw(path: Path, text: str, root: Path) -> PairList:
                     np.asarray(folds, np.int64), "lfw")
 
 
-def _validate(path: Path, pairs: PairList, root: Path) -> None:
+def outside(root: Path, name: str) -> bool:
+    """True when `name` leaves `root`: an absolute path, or `..` climbing out of it."""
+    norm = os.path.normpath(name)
+    return os.path.isabs(name) or norm == ".." or norm.startswith(".." + os.sep)
+
+
+def _validate(path: Path, pairs: PairList, root: Path, allow_outside: bool) -> None:
     seen: Dict[tuple, int] = {}
     for a, b, n in zip(pairs.left, pairs.right, pairs.lines):
+        for p in (a, b):
+            if not allow_outside and outside(root, p):
+                raise UserError(f"{path}: line {n}: {p} is outside --root {root} (an absolute "
+                                f"path or '..'); pass --allow-outside-root to read it anyway")
         if a == b:
             raise UserError(f"{path}: line {n}: pairs an image with itself ({a})")
         key = (min(a, b), max(a, b))
@@ -135,12 +150,14 @@ def _validate(path: Path, pairs: PairList, root: Path) -> None:
         raise UserError(f"{path}: needs both same (1) and different (0) pairs to score")
 
 
-def read_pair_file(path: str | Path, root: str | Path) -> PairList:
+def read_pair_file(path: str | Path, root: str | Path, allow_outside: bool = False) -> PairList:
     """Read and validate a CSV or LFW pair list; the format is detected from the first line.
 
     Args:
         path: the pair file.
         root: the folder its image paths (CSV) or class names (LFW) refer to.
+        allow_outside: accept paths that leave `root` (absolute, or with `..`); refused by
+            default, so a pair file cannot make the tool read files elsewhere.
     Raises:
         UserError: naming the file and line of the first problem.
     """
@@ -150,7 +167,7 @@ def read_pair_file(path: str | Path, root: str | Path) -> PairList:
     text = _read_text(path)
     first = text.splitlines()[0] if text.strip() else ""
     if _HEADER.match(first):
-        pairs = _parse_lfw(path, text, root)
+        pairs = _parse_lfw(path, text, root, allow_outside)
     elif first.replace(" ", "").lower().startswith("left,right,label"):
         pairs = _parse_csv(path, text)
     else:
@@ -158,5 +175,5 @@ def read_pair_file(path: str | Path, root: str | Path) -> PairList:
                         f"header 'folds pairs_per_fold'")
     if not len(pairs.labels):
         raise UserError(f"{path}: holds no pairs")
-    _validate(path, pairs, root)
+    _validate(path, pairs, root, allow_outside)
     return pairs

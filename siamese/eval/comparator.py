@@ -186,10 +186,10 @@ def score_pair_list(comparator: Comparator, pairs, root, size, channels: int,
                     progress: bool = False) -> tuple:
     """Scores of a PairList (siamese.data.pairfiles) whose paths are relative to `root`. Each
     unique image is decoded once (and, for embedding models, embedded once per side).
-    Returns (scores (n,), number of unique images)."""
+    Returns (scores (n,), the unique image paths, their decoded images)."""
     names = sorted(set(pairs.left) | set(pairs.right))
     images = load_images([Path(root) / n for n in names], size, channels, progress)
     index = {n: k for k, n in enumerate(names)}
     scores = comparator.score(images, [index[p] for p in pairs.left],
                               [index[p] for p in pairs.right], progress)
-    return scores, len(names)
+    return scores, names, images

@@ -18,15 +18,13 @@ from ..data.folder import scan_folder
 from ..data.images import load_images
 from ..data.pairfiles import read_pair_file
 from ..errors import UserError, no_pairs_run
-from ..formats.atomic import write_json
 from ..formats.bundle import META
-from ..formats.pairsets import read_train_classes
+from ..formats.pairsets import image_digests, read_digests, read_train_classes
 from ..formats.preprocess import CHANNELS
 from ..formats.rundir import RunDir
 from .comparator import Comparator, open_comparator, score_pair_list
 from .metrics import (
     best_threshold,
-    eer,
     far_threshold,
     kfold_accuracy,
     rates_at,
@@ -34,7 +32,6 @@ from .metrics import (
     verification,
 )
 from .oneshot import n_way_accuracy
-from .plots import plot_roc, plot_scores
 from .scoring import score_pairs
 
 log = logging.getLogger(__name__)
@@ -99,12 +96,14 @@ def run_data_root(run_dir: Path) -> Path:
     return Path(root)
 
 
-def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool) -> tuple:
+def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool,
+                 allow_outside: bool = False) -> tuple:
     """Verification figures of a pair list; returns (report, scores, labels)."""
-    pairs = read_pair_file(pair_file, root)
+    pairs = read_pair_file(pair_file, root, allow_outside)
     spec, pre = model.meta["score"], model.meta["preprocess"]
-    scores, n_images = score_pair_list(model.comparator, pairs, root, pre["resize"],
+    scores, names, _ = score_pair_list(model.comparator, pairs, root, pre["resize"],
                                        CHANNELS[pre["color"]], progress)
+    n_images = len(names)
     y, higher = pairs.labels, spec["higher_is_similar"]
     base = verification(scores, y, higher, spec["threshold"])
     sign = 1.0 if higher else -1.0
@@ -129,14 +128,29 @@ def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool) -> t
     return report, scores, y
 
 
+def check_run_images(run: RunDir, root: Path, names: List[str], images: np.ndarray) -> None:
+    """The images of a run's own pair list, read under `root`, must be the run's (the same
+    decoded pixels as pairs/digests.csv records): another folder with the same layout would
+    give a silently wrong calibration. Runs written before digests existed are not checked."""
+    saved = read_digests(run.digest_file)
+    if not saved:
+        return
+    for name, digest in zip(names, image_digests(images)):
+        if saved.get(name) != digest:
+            raise UserError(f"{root / name}: not the image the run {run} was validated on "
+                            f"(other pixels); give --root the run's own data.root")
+
+
 def far_report(model: Model, val_file: Path, root: Path, fars: List[float], scores: np.ndarray,
-               labels: np.ndarray, progress: bool) -> List[dict]:
+               labels: np.ndarray, progress: bool, allow_outside: bool = False) -> List[dict]:
     """Thresholds chosen on validation pairs for target false accept rates, and the rates
     they give on the scored pairs (never chosen on the pairs being scored)."""
-    val = read_pair_file(val_file, root)
+    val = read_pair_file(val_file, root, allow_outside)
     spec, pre = model.meta["score"], model.meta["preprocess"]
-    val_scores, _ = score_pair_list(model.comparator, val, root, pre["resize"],
-                                    CHANNELS[pre["color"]], progress)
+    val_scores, names, images = score_pair_list(model.comparator, val, root, pre["resize"],
+                                                CHANNELS[pre["color"]], progress)
+    if model.run_dir is not None and Path(val_file) == RunDir(model.run_dir).pair_file("val"):
+        check_run_images(RunDir(model.run_dir), root, names, images)
     higher = spec["higher_is_similar"]
     out = []
     for far in fars:
@@ -179,7 +193,7 @@ def n_way_report(model: Model, root: Path, ways: List[int], shots: int, episodes
 def evaluate(target: Path, pairs: Optional[Path], root: Optional[Path], ways: List[int],
              shots: int, episodes: int, seed: int, progress: bool,
              fars: Sequence[float] = (), val_pairs: Optional[Path] = None,
-             classes: str = "all") -> tuple:
+             classes: str = "all", allow_outside: bool = False) -> tuple:
     """The whole evaluation; returns (report, plot data or None). Writes nothing.
 
     fars: target false accept rates; a threshold for each is chosen on `val_pairs` (default:
@@ -205,59 +219,16 @@ def evaluate(target: Path, pairs: Optional[Path], root: Optional[Path], ways: Li
     report: Dict[str, object] = {"model": str(model.export_dir)}
     plot = None
     if pairs is not None:
-        rep, scores, labels = pairs_report(model, Path(pairs), Path(root), progress)
+        rep, scores, labels = pairs_report(model, Path(pairs), Path(root), progress,
+                                           allow_outside)
         report.update(rep)
         plot = (scores, labels)
         if fars:
             report["far_calibration"] = far_report(model, Path(val_pairs), Path(root),
-                                                   list(fars), scores, labels, progress)
+                                                   list(fars), scores, labels, progress,
+                                                   allow_outside)
     if ways:
         report["n_way"] = n_way_report(model, Path(root), ways, shots, episodes, seed, progress,
                                        classes)
     report["seconds"] = time.perf_counter() - start
     return report, plot, model
-
-
-def write_outputs(report: dict, plot, model: Model, out: Path) -> None:
-    """The JSON report, and roc.png / distances.png beside it when pairs were scored."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if plot is not None:
-        scores, labels = plot
-        spec = model.meta["score"]
-        name = Path(str(report.get("pairs_file", "pairs"))).name
-        plot_roc(out.parent / "roc.png", scores, labels, spec["higher_is_similar"],
-                 eer(scores if spec["higher_is_similar"] else -scores, labels),
-                 f"ROC: {name} (AUC {report['auc']:.4f})")
-        unit = "similarity (higher = same)" if spec["higher_is_similar"] else \
-            f"{spec['name']} distance (lower = same)"
-        plot_scores(out.parent / "distances.png", scores, labels, report["threshold"], unit,
-                    f"{name}: threshold from {report['threshold_source']}")
-    write_json(out, report)
-
-
-def format_table(report: dict) -> str:
-    """The figures as aligned text lines."""
-    rows = []
-    if "auc" in report:
-        rows += [("model", f"{report['model_kind']}: {report['scoring']}"),
-                 ("pairs", f"{report['n_pairs']} ({report['n_images']} images, "
-                           f"{report['pairs_format']})"),
-                 ("AUC", f"{report['auc']:.4f}"), ("EER", f"{report['eer']:.4f}"),
-                 (f"accuracy (threshold from {report['threshold_source']})",
-                  f"{report['accuracy']:.4f} at {report['threshold']:.4f}")]
-        if "kfold_accuracy_mean" in report:
-            rows.append(("k-fold accuracy", f"{report['kfold_accuracy_mean']:.4f} "
-                                            f"+- {report['kfold_accuracy_std']:.4f}"))
-        rows += [(f"TAR @ FAR {f}", f"{v:.4f}") for f, v in report["tar_at_far"].items()]
-        rows.append(("best accuracy (oracle)", f"{report['best_accuracy']:.4f}"))
-        for c in report.get("far_calibration", []):
-            rows.append((f"threshold for FAR {c['target_far']:g} (validation)",
-                         f"{c['threshold']:.4f}: TAR {c['tar']:.4f}, FAR {c['far']:.4f} here "
-                         f"(validation TAR {c['val_tar']:.4f}, FAR {c['val_far']:.4f})"))
-    for n, r in report.get("n_way", {}).items():
-        rows.append((f"{n}-way {r['shots']}-shot accuracy ({r['classes']} classes)",
-                     f"{r['accuracy']:.4f} (95% CI {r['ci95'][0]:.4f}-{r['ci95'][1]:.4f}, "
-                     f"{r['episodes']} episodes)"))
-    rows.append(("seconds", f"{report['seconds']:.1f}"))
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

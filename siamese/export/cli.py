@@ -47,7 +47,7 @@ def validation_threshold(cfg, net, loss, run_dir: Path) -> tuple:
     val = read_pair_file(run.pair_file("val"), root)
     scorer = training_comparator(net, spec, d.mean, d.std, cfg.train.eval_batch_size, mx.cpu(),
                                  d.right_view)
-    scores, _ = score_pair_list(scorer, val, root, d.image_size, d.channels)
+    scores, _, _ = score_pair_list(scorer, val, root, d.image_size, d.channels)
     test = read_pair_file(run.pair_file("test"), root)
     sample = load_images([root / p for p in sorted(set(test.left))[:16]], d.image_size,
                          d.channels)

@@ -1,12 +1,14 @@
 """The run's fixed pair sets on disk: pairs/val.csv and test.csv (`left,right,label`, paths
-relative to data.root) and pairs/split.csv (`path,class,split,labeled` of every usable image).
+relative to data.root), pairs/split.csv (`path,class,split,labeled` of every usable image) and
+pairs/digests.csv (`path,digest`: a fingerprint of every image's decoded pixels).
 Reading users' own pair lists is siamese.data.pairfiles."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -50,3 +52,37 @@ def read_train_classes(path: Path) -> set:
             return {row["class"] for row in csv.DictReader(fh) if row["split"] == "train"}
     except (OSError, KeyError, csv.Error) as e:
         raise UserError(f"{path}: cannot read the run's split ({e})") from None
+
+
+def image_digests(images: np.ndarray) -> List[str]:
+    """A fingerprint per decoded image (uint8 (N, H, W, C)): the first 16 hex digits of the
+    sha256 of its pixels. A file whose pixels change gets another; a copied folder does not."""
+    return [hashlib.sha256(np.ascontiguousarray(im).tobytes()).hexdigest()[:16]
+            for im in images]
+
+
+def write_digests(path: Path, paths: List[str], digests: List[str]) -> None:
+    """Write pairs/digests.csv: `path,digest` of every image a run uses."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "digest"])
+        w.writerows(zip(paths, digests))
+
+
+def read_digests(path: Path) -> Dict[str, str]:
+    """{path: digest} from pairs/digests.csv; {} for a run written before digests existed."""
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, newline="") as fh:
+            return {row["path"]: row["digest"] for row in csv.DictReader(fh)}
+    except (OSError, KeyError, csv.Error) as e:
+        raise UserError(f"{path}: cannot read the run's image fingerprints ({e})") from None
+
+
+def first_change(saved: Dict[str, str], now: Dict[str, str]) -> Optional[str]:
+    """The first path (in sorted order) whose fingerprint differs, or that one side lacks."""
+    for name in sorted(set(saved) | set(now)):
+        if saved.get(name) != now.get(name):
+            return name
+    return None

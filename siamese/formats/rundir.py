@@ -5,7 +5,8 @@
     train.log        the human-readable log
     sharing.txt      which parameters are shared (and sharing.json)
     checkpoints/     last.ckpt, best.ckpt, epoch-NNNN.ckpt (see siamese.formats.checkpoint)
-    pairs/           val.csv and test.csv (left,right,label relative to data.root), split.csv
+    pairs/           val.csv and test.csv (left,right,label relative to data.root), split.csv,
+                     digests.csv (a fingerprint of every image's pixels)
     metrics.json     {"val": {...}, "test": {...}, "best_epoch", "train_seconds", ...}
     export/          branch-symbol.json, branch-0000.params, model.json (siamese.formats.bundle)
 """
@@ -93,6 +94,21 @@ class RunDir:
     @property
     def split_file(self) -> Path:
         return self.pairs / "split.csv"
+
+    @property
+    def digest_file(self) -> Path:
+        return self.pairs / "digests.csv"
+
+    def stale_temporaries(self) -> List[Path]:
+        """Temporary files and folders a killed write left (siamese.formats.atomic names them
+        `.<name>.tmp-<pid>` / `.<name>.old-<pid>`), and a resume's unfinished pairs/.check."""
+        found = []
+        for folder in (self.root, self.checkpoints, self.pairs):
+            if folder.is_dir():
+                found += [p for p in folder.iterdir()
+                          if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name)]
+        check = self.pairs / ".check"
+        return found + ([check] if check.is_dir() else [])
 
     @property
     def export(self) -> Path:

@@ -61,9 +61,14 @@ def params_digest(blocks: dict) -> str:
     return h.hexdigest()
 
 
-def worker_scratch(kind: str) -> Optional[RunDir]:
+def worker_scratch(kind: str, resumed: Optional[RunDir] = None) -> Optional[RunDir]:
     """A scratch run directory, created here, for a distributed worker other than rank 0 (only
-    rank 0 writes the real run directory); None otherwise. Remove it with `remove_scratch`."""
+    rank 0 writes the real run directory); None otherwise. Remove it with `remove_scratch`.
+
+    resumed: the run directory being resumed: its best checkpoint is copied in, so every
+        worker ends with the same best epoch (the run directory must be readable by every
+        worker: one machine, or a shared file system).
+    """
     if not is_distributed(kind):
         return None
     rank, _ = rank_and_size(kind)
@@ -72,6 +77,8 @@ def worker_scratch(kind: str) -> Optional[RunDir]:
     run = RunDir(tempfile.mkdtemp(prefix=f"{SCRATCH}{rank}-"))
     run.checkpoints.mkdir()
     run.pairs.mkdir()
+    if resumed is not None and resumed.checkpoint("best").is_file():
+        shutil.copyfile(resumed.checkpoint("best"), run.checkpoint("best"))
     return run
 
 

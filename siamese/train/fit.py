@@ -22,7 +22,14 @@ from ..config import Config, to_dict, to_yaml
 from ..errors import Interrupted, UserError
 from ..formats import checkpoint
 from ..formats.atomic import append_jsonl, write_json, write_text
-from ..formats.pairsets import write_pairs_csv, write_split_csv
+from ..formats.pairsets import (
+    first_change,
+    image_digests,
+    read_digests,
+    write_digests,
+    write_pairs_csv,
+    write_split_csv,
+)
 from ..formats.rundir import SPLIT_FILES, RunDir
 from ..models.sharing import format_sharing_map, sharing_map, with_decoder
 from .distributed import params_digest
@@ -145,11 +152,28 @@ def _pair_lists(parts: Parts, folder: Path) -> dict:
 
 def start(parts: Parts, run: RunDir, resume: Optional[tuple]) -> State:
     """A fresh state, or the checkpoint's (parameters and optimizer restored, data checked)."""
+    data = parts.data
+    digests = dict(zip(data.folder.paths, image_digests(data.images)))
     if resume is None:
         _pair_lists(parts, run.pairs)
+        write_digests(run.digest_file, list(digests), list(digests.values()))
         return State()
     path, meta = resume
+    changed = first_change(read_digests(run.digest_file), digests) \
+        if run.digest_file.is_file() else None
+    if changed is not None:
+        raise UserError(f"{Path(parts.cfg.data.root) / changed}: changed since the run started "
+                        f"(added, removed or other pixels); resuming would mix data sets")
     checkpoint.restore(path, parts.blocks, parts.trainer)
+    _check_pair_lists(parts, run)
+    state = State(**meta["state"])
+    truncate_log(run.log, state.epoch)
+    log.info("resuming from %s: epoch %d, batch %d", path, state.epoch + 1, state.batch)
+    return state
+
+
+def _check_pair_lists(parts: Parts, run: RunDir) -> None:
+    """The run's val/test pairs, drawn again from today's folder, must be the saved ones."""
     saved = {name: (run.pairs / name).read_bytes() for name in SPLIT_FILES
              if (run.pairs / name).is_file()}
     scratch = run.pairs / ".check"
@@ -163,10 +187,6 @@ def start(parts: Parts, run: RunDir, resume: Optional[tuple]) -> State:
         for f in scratch.iterdir():
             f.unlink()
         scratch.rmdir()
-    state = State(**meta["state"])
-    truncate_log(run.log, state.epoch)
-    log.info("resuming from %s: epoch %d, batch %d", path, state.epoch + 1, state.batch)
-    return state
 
 
 def write_sharing_map(parts: Parts, run: RunDir) -> dict:

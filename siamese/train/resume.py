@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import List, Optional
 
@@ -91,12 +92,31 @@ def resume_config(saved: dict, overrides: List[str], given: Optional[Config]) ->
 
 
 def truncate_log(path: Path, epoch: int) -> None:
-    """Keep the log lines of epochs up to `epoch` (those the checkpoint has seen)."""
+    """Keep the log lines of epochs up to `epoch` (those the checkpoint has seen). A line a
+    crash tore in the middle of its write is dropped (with a warning), not a failure."""
     if not path.exists():
         return
-    rows = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["epoch"] <= epoch]
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            row = json.loads(line) if line.strip() else None
+        except ValueError:
+            log.warning("%s: line %d is torn (a write cut short); dropped", path, n)
+            continue
+        if isinstance(row, dict) and row.get("epoch", epoch + 1) <= epoch:
+            rows.append(line)
     write_text(path, "".join(r + "\n" for r in rows))
+
+
+def remove_stale(run: RunDir) -> None:
+    """Remove the temporary files killed writes left in a run directory (never anything
+    else: only names siamese.formats.atomic gives its temporaries)."""
+    for path in run.stale_temporaries():
+        log.info("removing %s, left by an interrupted write", path)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def plan_resume(run_dir: Path, config: Optional[str], overrides: List[str]) -> tuple:
@@ -109,6 +129,7 @@ def plan_resume(run_dir: Path, config: Optional[str], overrides: List[str]) -> t
     run = RunDir(run_dir)
     if not run.is_run():
         raise UserError(f"{run}: not a run directory (no config.yaml)")
+    remove_stale(run)
     path, meta = newest_checkpoint(run.root)
     given = load_config(config) if config else None
     cfg = resume_config(meta["config"], overrides, given)

@@ -1,0 +1,55 @@
+"""What eval.py writes and prints: the JSON report, the ROC and score plots, the table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..formats.atomic import write_json
+from .metrics import eer
+from .plots import plot_roc, plot_scores
+from .report import Model
+
+
+def write_outputs(report: dict, plot, model: Model, out: Path) -> None:
+    """The JSON report, and roc.png / distances.png beside it when pairs were scored."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if plot is not None:
+        scores, labels = plot
+        spec = model.meta["score"]
+        name = Path(str(report.get("pairs_file", "pairs"))).name
+        plot_roc(out.parent / "roc.png", scores, labels, spec["higher_is_similar"],
+                 eer(scores if spec["higher_is_similar"] else -scores, labels),
+                 f"ROC: {name} (AUC {report['auc']:.4f})")
+        unit = "similarity (higher = same)" if spec["higher_is_similar"] else \
+            f"{spec['name']} distance (lower = same)"
+        plot_scores(out.parent / "distances.png", scores, labels, report["threshold"], unit,
+                    f"{name}: threshold from {report['threshold_source']}")
+    write_json(out, report)
+
+
+def format_table(report: dict) -> str:
+    """The figures as aligned text lines."""
+    rows = []
+    if "auc" in report:
+        rows += [("model", f"{report['model_kind']}: {report['scoring']}"),
+                 ("pairs", f"{report['n_pairs']} ({report['n_images']} images, "
+                           f"{report['pairs_format']})"),
+                 ("AUC", f"{report['auc']:.4f}"), ("EER", f"{report['eer']:.4f}"),
+                 (f"accuracy (threshold from {report['threshold_source']})",
+                  f"{report['accuracy']:.4f} at {report['threshold']:.4f}")]
+        if "kfold_accuracy_mean" in report:
+            rows.append(("k-fold accuracy", f"{report['kfold_accuracy_mean']:.4f} "
+                                            f"+- {report['kfold_accuracy_std']:.4f}"))
+        rows += [(f"TAR @ FAR {f}", f"{v:.4f}") for f, v in report["tar_at_far"].items()]
+        rows.append(("best accuracy (oracle)", f"{report['best_accuracy']:.4f}"))
+        for c in report.get("far_calibration", []):
+            rows.append((f"threshold for FAR {c['target_far']:g} (validation)",
+                         f"{c['threshold']:.4f}: TAR {c['tar']:.4f}, FAR {c['far']:.4f} here "
+                         f"(validation TAR {c['val_tar']:.4f}, FAR {c['val_far']:.4f})"))
+    for n, r in report.get("n_way", {}).items():
+        rows.append((f"{n}-way {r['shots']}-shot accuracy ({r['classes']} classes)",
+                     f"{r['accuracy']:.4f} (95% CI {r['ci95'][0]:.4f}-{r['ci95'][1]:.4f}, "
+                     f"{r['episodes']} episodes)"))
+    rows.append(("seconds", f"{report['seconds']:.1f}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
