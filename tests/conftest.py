@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # train.py / eval.py importable from tests
 
 DIGITS = ROOT / "data" / "digits"
+
+
+def extra(module: str):
+    """Import an optional extra, or skip the test when it is missing; but under CI
+    (SIAMESE_REQUIRE_EXTRAS=1, set by .ci/run, which installs the extras) a missing extra is a
+    failure, never a silent skip."""
+    if os.environ.get("SIAMESE_REQUIRE_EXTRAS") == "1":
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
 
 
 def make_folder(root: Path, classes: int = 4, per_class: int = 8, size: int = 16,

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, extra
 
 PLACEHOLDER = "runs/pairs-20261124-140000/export"
 SNIPPETS_DOC = "docs/export.md"
@@ -29,7 +29,7 @@ def snippets(heading: str, doc: str = SNIPPETS_DOC) -> list:
 
 @pytest.mark.slow
 def test_use_elsewhere_snippets_run_and_agree(trained_run, tmp_path, capsys):
-    pytest.importorskip("onnxruntime")
+    extra("onnxruntime")
     from siamese.export.cli import main as export_main
 
     run_dir, _, _ = trained_run

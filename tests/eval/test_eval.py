@@ -103,6 +103,42 @@ def test_n_way_on_hand_made_embeddings():
     assert lo < r["accuracy"] < hi
 
 
+def test_n_way_accuracy_on_a_line_by_hand():
+    # Three classes of two images on a line: A at 0.05 (both), B at 1.0 and 2.0, C at 1.3 and
+    # 1.35. With N = 3 and one shot every episode holds A, B and C:
+    # - a query of A has distance 0 to A's support: right;
+    # - a query of C is 0.05 from C's support, >= 0.3 from the others: right;
+    # - a query of B at 1.0 is 0.3 or 0.35 from C's support, 1.0 from B's (2.0): wrong;
+    #   a query of B at 2.0 is 0.65 from C's nearest support but 1.0 from B's: wrong.
+    # So accuracy = the share of episodes whose query is of class B, whatever the draw.
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    emb = np.array([[0.05], [0.05], [1.0], [2.0], [1.3], [1.35]], np.float32)
+    _, query, _ = sample_episodes(labels, 3, 1, 200, seed=5)
+    r = n_way_accuracy(emb, labels, EUCLID, n_way=3, shots=1, episodes=200, seed=5)
+    b_share = float(np.mean(labels[query] == 1))
+    assert 0.2 < b_share < 0.5  # the draw has B queries, and others
+    assert r["accuracy"] == pytest.approx(1.0 - b_share)
+
+
+def test_test_pairs_are_scored_at_the_validation_threshold_not_their_own():
+    from siamese.eval.thresholds import threshold_report
+
+    spec = {"name": "euclidean", "higher_is_similar": False}
+    # Validation: same pairs at distance <= 0.4, different ones >= 0.6: any threshold in
+    # (0.4, 0.6) is perfect; the midpoint rule takes 0.5.
+    val = (np.array([0.1, 0.2, 0.4, 0.6, 0.8, 0.9]), np.array([1, 1, 1, 0, 0, 0]))
+    # Test: its own best threshold would be 0.75 (all right); at 0.5 two same pairs at 0.7
+    # are rejected: accuracy 4/6.
+    test = (np.array([0.1, 0.7, 0.7, 0.8, 0.9, 0.95]), np.array([1, 1, 1, 0, 0, 0]))
+    v, t, out = threshold_report(spec, "accuracy", val, test)
+    assert out["threshold"] == pytest.approx(0.5) and v["threshold"] == t["threshold"]
+    assert v["accuracy"] == 1.0
+    assert t["accuracy"] == pytest.approx(4 / 6) and t["tar"] == pytest.approx(1 / 3)
+    assert t["far"] == 0.0
+    swapped = threshold_report(spec, "accuracy", test, val)[2]["threshold"]
+    assert swapped == pytest.approx(0.75)  # the test optimum differs: it was not used
+
+
 def test_episodes_are_seeded_and_queries_never_supports():
     labels = np.repeat(np.arange(6), 5)
     a = sample_episodes(labels, 5, 2, 30, seed=1)

@@ -9,6 +9,7 @@ import sys
 import mxnet as mx
 import numpy as np
 import pytest
+from conftest import extra
 
 from siamese import predict as predict_cli
 from siamese.data.images import load_images
@@ -25,18 +26,28 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def exported(trained_run, tmp_path_factory):
-    """The shared tiny run exported again with --onnx into its own folder."""
-    pytest.importorskip("onnxruntime")
+    """The shared tiny run exported again into its own folder (symbol + params; no ONNX, so
+    the cases that do not need onnxruntime run without it)."""
     run_dir, root, _ = trained_run
     out = tmp_path_factory.mktemp("exp") / "export"
+    assert export_main([str(run_dir), "--out", str(out)]) == 0
+    return run_dir, root, out
+
+
+@pytest.fixture(scope="module")
+def exported_onnx(trained_run, tmp_path_factory):
+    """The same, with --onnx (needs the onnx extra)."""
+    extra("onnxruntime")
+    run_dir, root, _ = trained_run
+    out = tmp_path_factory.mktemp("exp_onnx") / "export"
     assert export_main([str(run_dir), "--onnx", "--out", str(out)]) == 0
     return run_dir, root, out
 
 
-def test_symbol_and_onnx_round_trip_on_another_batch_size(exported):
+def test_symbol_and_onnx_round_trip_on_another_batch_size(exported_onnx):
     from siamese.export.onnx import onnx_run
 
-    run_dir, root, out = exported
+    run_dir, root, out = exported_onnx
     cfg, net, _ = load_run(run_dir, "best")
     files = sorted(root.glob("class*/*.png"))[:3]  # batch 3: not the 16 used when exporting
     x = to_tensor(load_images(files, (16, 16), 1), cfg.data.mean, cfg.data.std)
@@ -191,7 +202,7 @@ def test_logistic_head_export_predicts_with_its_probability(tmp_path, capsys):
 
 
 def test_training_can_export_onnx_at_the_end(tmp_path):
-    pytest.importorskip("onnxruntime")
+    extra("onnxruntime")
     from conftest import make_folder, write_config
 
     import train

@@ -10,7 +10,7 @@ import json
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import make_folder, write_config
+from conftest import extra, make_folder, write_config
 
 import eval as eval_cli
 import train
@@ -240,7 +240,7 @@ def test_each_architecture_trains_exports_reloads_and_evaluates(tmp_path, arch, 
 
 @pytest.mark.slow
 def test_two_channel_onnx_export_has_left_and_right_inputs(tmp_path):
-    pytest.importorskip("onnxruntime")
+    extra("onnxruntime")
     root = make_folder(tmp_path / "images", classes=4, per_class=10)
     cfg = write_config(tmp_path / "c.yaml", root, **ARCHITECTURES["two_channel"],
                        train={"epochs": 1}, export={"onnx": True})

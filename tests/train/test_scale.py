@@ -10,7 +10,7 @@ import time
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ROOT, make_folder, write_config
+from conftest import ROOT, extra, make_folder, write_config
 from mxnet import autograd
 
 import train
@@ -41,7 +41,7 @@ def built(name: str, channels: int = 1, size: int = 32, ctx=None):
 @pytest.mark.parametrize("name", ALL)
 def test_every_branch_builds_hybridizes_trains_and_exports(name, tmp_path):
     if name.startswith("gluoncv:"):
-        pytest.importorskip("gluoncv")
+        extra("gluoncv")
     net = built(name)
     rng = np.random.default_rng(0)
     x1, x2 = (mx.nd.array(rng.normal(size=(4, 1, 32, 32))) for _ in range(2))
@@ -68,7 +68,7 @@ def test_every_branch_builds_hybridizes_trains_and_exports(name, tmp_path):
 
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo_branch_takes_grayscale_and_colour(name):
-    pytest.importorskip("gluoncv")
+    extra("gluoncv")
     gray = built(name, channels=1)
     colour = built(name, channels=3)
     g = mx.nd.random.uniform(shape=(2, 1, 32, 32))
@@ -81,7 +81,7 @@ def test_zoo_branch_takes_grayscale_and_colour(name):
 
 
 def test_unknown_zoo_name_and_pretrained_errors(tmp_path):
-    pytest.importorskip("gluoncv")
+    extra("gluoncv")
     with pytest.raises(UserError, match="not in the GluonCV model zoo"):
         get_branch("gluoncv:resnet9000", 8)
     net = built("gluoncv:resnet18_v1b")
@@ -93,7 +93,7 @@ def test_unknown_zoo_name_and_pretrained_errors(tmp_path):
 
 
 def test_pretrained_from_a_local_zoo_file_skips_the_classifier(tmp_path):
-    pytest.importorskip("gluoncv")
+    extra("gluoncv")
     from gluoncv.model_zoo import get_model
 
     zoo = get_model("resnet18_v1b", pretrained=False)  # 1000 classes: another classifier
@@ -264,3 +264,15 @@ def test_two_workers_equal_one_process_with_the_global_batch(tmp_path):
     assert dist_params.keys() == one_params.keys()
     for k in one_params:
         np.testing.assert_allclose(dist_params[k], one_params[k], rtol=1e-4, atol=1e-6)
+
+
+def test_gpus_mxnet_cannot_drive_are_refused_with_the_reason():
+    from siamese.train.device import refuse_unsupported, unsupported
+
+    caps = {0: (8, 6), 1: (9, 0), 2: (5, 0), 3: (3, 7)}
+    assert unsupported([0, 1, 2, 3], caps) == {1: (9, 0), 3: (3, 7)}
+    refuse_unsupported("gpu:0,2", [0, 2], caps)  # 8.6 and 5.0: fine
+    refuse_unsupported("gpu:5", [5], caps)  # capability unknown: not refused on that ground
+    with pytest.raises(UserError, match=r"gpu:1 has compute capability 9\.0; MXNet 1\.9\.1's "
+                                        r"GPU builds hold code for 5\.0-8\.6 only.*device: cpu"):
+        refuse_unsupported("gpu:0,1", [0, 1], caps)

@@ -1,0 +1,175 @@
+"""Kill a real training run with SIGKILL at many moments, resume it each time, and compare the
+end with an uninterrupted run.
+
+    python scripts/fault_injection.py [--config configs/pairs.yaml] [--kills 20] [--seed 0]
+                                      [--out runs/faults] [--reference RUN_DIR]
+
+Phases aimed at, in turn (each kill at a random moment within its phase):
+- decoding: between the start of the process and the end of decoding (the "data:" log line);
+- mid-epoch: a random moment inside an epoch's training steps;
+- checkpoint: the moment a checkpoint's temporary file appears (polled every millisecond);
+- validation: just after an epoch's training steps end (timed from the last epoch's length);
+- export: the moment the export's temporary folder appears.
+After every kill, every file under its final name must be whole (checkpoints readable, JSON
+parseable, the export loadable); a torn file is counted. The run is then resumed. At the end
+the interrupted run's metrics.json and log.jsonl (all but timings) must equal the
+uninterrupted run's in every digit. Prints a table and writes OUT/faults.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PHASES = ("decoding", "mid-epoch", "checkpoint", "validation", "export")
+CLOCK = ("seconds", "examples_per_s", "train_seconds")
+
+
+def start(args: list) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def lines(path: Path, text: str) -> int:
+    try:
+        return path.read_text().count(text)
+    except OSError:
+        return 0
+
+
+def log_rows(run: Path) -> list:
+    try:
+        return [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    except (OSError, ValueError):
+        return []
+
+
+def appears(folder: Path, pattern: str, proc: subprocess.Popen, limit: float) -> bool:
+    """Poll every millisecond for a file matching `pattern`; False if the process ended."""
+    end = time.time() + limit
+    while time.time() < end and proc.poll() is None:
+        if folder.is_dir() and any(folder.glob(pattern)):
+            return True
+        time.sleep(0.001)
+    return False
+
+
+def aim(phase: str, run: Path, proc: subprocess.Popen, rng: random.Random) -> bool:
+    """Wait for a moment of `phase`; True when it came (then the caller kills)."""
+    log = run / "train.log"
+    if phase == "decoding":
+        before = lines(log, " data: ")
+        deadline = time.time() + rng.uniform(0.5, 2.5)
+        while time.time() < deadline and proc.poll() is None:
+            if lines(log, " data: ") > before:
+                return False  # decoding already over: try again on the next resume
+            time.sleep(0.005)
+        return proc.poll() is None
+    if phase in ("mid-epoch", "validation"):
+        rows = len(log_rows(run))
+        while len(log_rows(run)) == rows and proc.poll() is None:  # an epoch ends
+            time.sleep(0.01)
+        row = (log_rows(run) or [{}])[-1]
+        length = row.get("seconds", 5.0)
+        delay = rng.uniform(0.2, 0.8) * length if phase == "mid-epoch" else \
+            length + rng.uniform(0.05, 0.3)
+        time.sleep(delay)
+        return proc.poll() is None
+    if phase == "checkpoint":
+        return appears(run / "checkpoints", ".*.tmp-*", proc, 300)
+    return appears(run, ".export.tmp-*", proc, 600)
+
+
+def torn_files(run: Path) -> list:
+    """Files under their final names that cannot be read whole."""
+    from siamese.errors import UserError
+    from siamese.eval.comparator import open_blocks
+    from siamese.formats import checkpoint
+
+    torn = []
+    for f in sorted((run / "checkpoints").glob("*.ckpt")):
+        try:
+            checkpoint.read(f)
+        except UserError:
+            torn.append(str(f))
+    for name in ("metrics.json", "sharing.json"):
+        try:
+            if (run / name).exists():
+                json.loads((run / name).read_text())
+        except ValueError:
+            torn.append(name)
+    if (run / "export" / "model.json").exists():
+        try:
+            open_blocks(run / "export")
+        except UserError:
+            torn.append("export")
+    return torn
+
+
+def figures(run: Path) -> tuple:
+    rows = [{k: v for k, v in r.items() if k not in CLOCK} for r in log_rows(run)]
+    metrics = json.loads((run / "metrics.json").read_text())
+    return rows, {k: v for k, v in metrics.items() if k not in CLOCK}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="configs/pairs.yaml")
+    p.add_argument("--kills", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("runs/faults"))
+    p.add_argument("--reference", type=Path, help="an uninterrupted run of the same config")
+    args = p.parse_args(argv)
+    rng = random.Random(args.seed)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    whole = args.reference
+    if whole is None:
+        whole = out / "whole"
+        print(f"uninterrupted run -> {whole}", file=sys.stderr)
+        assert start([args.config, "--run-dir", str(whole), "--force"]).wait() == 0
+    cut = out / "cut"
+    proc = start([args.config, "--run-dir", str(cut), "--force"])
+    kills, tried, torn, resumes, failed = [], 0, [], 0, []
+    while len(kills) < args.kills and tried < 4 * args.kills:
+        phase = PHASES[tried % len(PHASES)]
+        tried += 1
+        if aim(phase, cut, proc, rng):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills.append(phase)
+            bad = torn_files(cut)
+            torn += bad
+            print(f"kill {len(kills):2d} during {phase:10s} torn files: {len(bad)}",
+                  file=sys.stderr)
+        elif proc.poll() is not None and proc.returncode == 0:
+            break  # the run finished before every kill was used
+        if proc.poll() is not None:
+            if proc.returncode not in (0, -signal.SIGKILL):
+                failed.append(proc.returncode)
+            proc = start(["--resume", str(cut)])
+            resumes += 1
+    code = proc.wait()
+    equal = code == 0 and figures(cut) == figures(whole)
+    report = {"config": args.config, "kills": len(kills),
+              "kills_by_phase": {ph: kills.count(ph) for ph in PHASES},
+              "resumes": resumes, "resumes_failed": len(failed) + (code != 0),
+              "torn_files": torn, "final_exit": code, "figures_equal_in_every_digit": equal,
+              "seconds": time.time() - t0}
+    (out / "faults.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0 if equal and not torn and not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
