@@ -5,6 +5,7 @@
     python eval.py RUN_DIR_OR_EXPORT_DIR --n-way 5,20 --root DIR [--episodes 1000] [--shots 1]
     python eval.py RUN_DIR --far 0.01,0.001      # thresholds for target false accept rates,
                                                  # chosen on the run's validation pairs
+    python eval.py RUN_DIR_OR_EXPORT_DIR --episode-file data/omniglot/runs   # fixed episodes
 
 The model, its preprocessing, distance and threshold come from the export's model.json.
 """
@@ -50,14 +51,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--shots", type=int, default=1, help="K support images per class")
     p.add_argument("--episodes", type=int, default=1000, help="episodes per N")
     p.add_argument("--seed", type=int, default=0, help="seed of the episodes")
-    p.add_argument("--classes", choices=("all", "unseen"), default="all",
-                   help="--n-way on all class folders, or only on classes the run never "
-                        "trained on (data.split: class)")
+    p.add_argument("--classes", choices=("all", "unseen", "val", "test"), default="all",
+                   help="--n-way on all class folders, on classes the run never trained on, "
+                        "or on its validation or test classes only (data.split: class)")
     p.add_argument("--far", type=_fars, default=[], metavar="RATE[,RATE...]",
                    help="report the threshold reaching each target false accept rate on the "
                         "validation pairs, and the TAR/FAR it gives on the scored pairs")
     p.add_argument("--val-pairs", type=Path, help="validation pair list for --far (default: "
                                                   "the run's pairs/val.csv)")
+    p.add_argument("--episode-file", type=Path, metavar="DIR_OR_FILE",
+                   help="fixed one-shot episodes: Lake's run folders (runNN/class_labels.txt, "
+                        "or a folder of them) or a CSV episode,role,path,label")
     p.add_argument("--allow-outside-root", action="store_true",
                    help="accept pair-file paths that leave --root (absolute, or with ..)")
     return p.parse_args(argv)
@@ -73,13 +77,14 @@ def main(argv=None) -> int:
         if args.shots < 1 or args.episodes < 1:
             raise UserError("--shots and --episodes must be at least 1")
         from siamese.eval.present import format_table, write_outputs
-        from siamese.eval.report import evaluate
+        from siamese.eval.report import Request, evaluate
 
-        report, plot, model = evaluate(args.target, args.pairs, args.root, args.n_way,
-                                       args.shots, args.episodes, args.seed,
-                                       progress=sys.stderr.isatty(), fars=args.far,
-                                       val_pairs=args.val_pairs, classes=args.classes,
-                                       allow_outside=args.allow_outside_root)
+        request = Request(pairs=args.pairs, root=args.root, ways=args.n_way, shots=args.shots,
+                          episodes=args.episodes, seed=args.seed, fars=args.far,
+                          val_pairs=args.val_pairs, classes=args.classes,
+                          allow_outside=args.allow_outside_root,
+                          episode_file=args.episode_file, progress=sys.stderr.isatty())
+        report, plot, model = evaluate(args.target, request)
         out = args.out or args.target / "eval.json"
         write_outputs(report, plot, model, out)
         print(format_table(report))

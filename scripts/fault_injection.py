@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,10 +54,12 @@ def log_rows(run: Path) -> list:
 
 
 def appears(folder: Path, pattern: str, proc: subprocess.Popen, limit: float) -> bool:
-    """Poll every millisecond for a file matching `pattern`; False if the process ended."""
+    """Poll every millisecond for a new file matching `pattern` (one a killed write left
+    before does not count); False if the process ended."""
+    old = set(folder.glob(pattern)) if folder.is_dir() else set()
     end = time.time() + limit
     while time.time() < end and proc.poll() is None:
-        if folder.is_dir() and any(folder.glob(pattern)):
+        if folder.is_dir() and set(folder.glob(pattern)) - old:
             return True
         time.sleep(0.001)
     return False
@@ -139,10 +142,15 @@ def main(argv=None) -> int:
         print(f"uninterrupted run -> {whole}", file=sys.stderr)
         assert start([args.config, "--run-dir", str(whole), "--force"]).wait() == 0
     cut = out / "cut"
+    shutil.rmtree(cut, ignore_errors=True)
+    epochs = len(log_rows(whole))
     proc = start([args.config, "--run-dir", str(cut), "--force"])
     kills, tried, torn, resumes, failed = [], 0, [], 0, []
-    while len(kills) < args.kills and tried < 4 * args.kills:
-        phase = PHASES[tried % len(PHASES)]
+    exports = max(1, args.kills // len(PHASES))  # the last kills hit the export, at the end
+    while len(kills) < args.kills and tried < 6 * args.kills:
+        trained = len(log_rows(cut)) >= epochs
+        phase = "export" if trained or len(kills) >= args.kills - exports else \
+            PHASES[tried % (len(PHASES) - 1)]
         tried += 1
         if aim(phase, cut, proc, rng):
             proc.send_signal(signal.SIGKILL)

@@ -77,16 +77,22 @@ def check(cfg: Config) -> None:
     if loss.mining != "none" and d.sampler != "pk":
         raise UserError(f"loss.mining: {loss.mining} mines inside P x K batches; set "
                         f"data.sampler: pk (with loss.name: triplet)")
-    if d.sampler == "pk" and loss.name != "triplet":
-        raise UserError(f"data.sampler: pk batches are for loss.name: triplet, not {loss.name}")
+    if d.sampler == "pk" and loss.name not in ("triplet", "cosface"):
+        raise UserError(f"data.sampler: pk batches are for loss.name: triplet or cosface, not "
+                        f"{loss.name}")
+    if loss.name == "cosface" and d.sampler != "pk":
+        raise UserError("loss.name: cosface learns from class labels in P x K batches; set "
+                        "data.sampler: pk")
+    if loss.mining != "none" and loss.name != "triplet":
+        raise UserError(f"loss.mining: mines triplets; not for loss.name: {loss.name}")
     arch = cfg.model.architecture
     if arch == "two_channel" and loss.name != "logistic":
         raise UserError(f"loss.name: model.architecture: two_channel outputs a score per pair "
                         f"and trains with loss.name: logistic (binary cross-entropy), not "
                         f"{loss.name}")
-    if arch != "siamese" and loss.name == "triplet":
-        raise UserError(f"loss.name: triplet needs model.architecture: siamese (anchor, "
-                        f"positive and negative through one branch), not {arch}")
+    if arch != "siamese" and loss.name in ("triplet", "cosface"):
+        raise UserError(f"loss.name: {loss.name} needs model.architecture: siamese (every image "
+                        f"through one branch), not {arch}")
     parse_init(cfg.model.init)
     if cfg.model.decoder != "none" and arch != "siamese":
         raise UserError(f"model.decoder: needs model.architecture: siamese, not {arch}")
@@ -96,6 +102,9 @@ def check(cfg: Config) -> None:
     if loss.name == "none" and d.sampler != "pairs":
         raise UserError("data.sampler: reconstruction-only training (loss.name: none) draws "
                         "images, not P x K batches; leave data.sampler: pairs")
+    if cfg.model.widths and cfg.model.branch != "convnet":
+        raise UserError(f"model.widths: only for model.branch: convnet, not "
+                        f"{cfg.model.branch}")
     if cfg.model.share and arch != "pseudo_siamese":
         raise UserError(f"model.share: only for model.architecture: pseudo_siamese ({arch} "
                         f"{'shares everything' if arch == 'siamese' else 'has one network'})")

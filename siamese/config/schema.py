@@ -32,6 +32,13 @@ class DataConfig:
                           positive=True)
     augment_shift: int = _f(0, "training only: random translation of up to this many pixels",
                             min=0)
+    augment_rotate: float = _f(0.0, "training only: random rotation of up to this many degrees "
+                               "(with shear and scale: an affine distortion, Koch et al. 2015)",
+                               min=0.0, max=180.0)
+    augment_shear: float = _f(0.0, "training only: random shear of up to this many degrees",
+                              min=0.0, max=60.0)
+    augment_scale: float = _f(0.0, "training only: random scale by 1 +- this, x and y apart",
+                              min=0.0, max=0.9)
     bad_images: Literal["skip", "error"] = _f(
         "skip", "unreadable images: skip (a warning each) or error (stop, naming them)"
     )
@@ -64,6 +71,8 @@ class ModelConfig:
     branch: str = _f("convnet", "branch network from the registry "
                      "(siamese.models.branches.BRANCHES)")
     embedding_size: int = _f(128, "length of the embedding vector", min=1)
+    widths: List[int] = _f([], "convnet: channels of its convolutions, one block each, e.g. "
+                           "[64, 128, 256] ([] = the branch's own, [32, 64, 128])", min=1)
     forward_mode: Literal["twice", "concat"] = _f(
         "concat", "twice: call the branch per side; concat: one batch of 2B, split"
     )
@@ -89,10 +98,13 @@ class ModelConfig:
 @dataclass
 class LossConfig:
     name: str = _f("contrastive", "loss from the registry: contrastive | logistic | triplet | "
+                   "cosface (margin softmax over the training classes, data.sampler: pk) | "
                    "none (reconstruction only, needs model.decoder)")
     margin: float = _f(1.0, "contrastive: different pairs are pushed beyond this distance; "
-                       "triplet: d(anchor, negative) must exceed d(anchor, positive) by this",
+                       "triplet: d(anchor, negative) must exceed d(anchor, positive) by this; "
+                       "cosface: subtracted from the true class's cosine (e.g. 0.35)",
                        positive=True)
+    scale: float = _f(30.0, "cosface: the scale s of the cosine logits", positive=True)
     reconstruction_weight: float = _f(1.0, "with model.decoder: total loss = similarity loss "
                                       "+ this x reconstruction loss (mean squared error)",
                                       positive=True)

@@ -16,24 +16,12 @@ from mxnet import gluon
 
 from ..errors import UserError
 from ..formats.preprocess import to_tensor
+from .augment import Augment, as_augment
 from .prepare import PairData
 from .sampling import PairSampler
 from .views import get_view
 
 log = logging.getLogger(__name__)
-
-
-def random_shift(batch: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
-    """Translate each image (N, H, W, C) by up to `max_shift` pixels, filling with edge values."""
-    if max_shift <= 0:
-        return batch
-    n, h, w, _ = batch.shape
-    s = max_shift
-    padded = np.pad(batch, ((0, 0), (s, s), (s, s), (0, 0)), mode="edge")
-    dy, dx = rng.integers(0, 2 * s + 1, (2, n))
-    rows = (dy[:, None] + np.arange(h))[:, :, None]  # (N, H, 1)
-    cols = (dx[:, None] + np.arange(w))[:, None, :]  # (N, 1, W)
-    return padded[np.arange(n)[:, None, None], rows, cols]
 
 
 class TrainPairs:
@@ -43,7 +31,7 @@ class TrainPairs:
         data: the prepared data.
         batch_size: pairs per batch; the last short batch is dropped (static shapes).
         pairs_per_epoch: pairs drawn per epoch, half same, half different.
-        augment_shift: random translation in pixels, 0 for none.
+        augment_shift: an Augment (siamese.data.augment), or a translation in pixels.
         seed: the run seed; epoch e draws from a generator seeded with (seed, e), so a resumed
             run sees the same pairs as an uninterrupted one.
         shard: (rank, workers): in distributed training every worker draws the same examples
@@ -63,7 +51,7 @@ class TrainPairs:
         self.sampler = PairSampler(data.folder.labels[self.index], "train")
         self.batch_size = batch_size
         self.pairs_per_epoch = pairs_per_epoch
-        self.shift = augment_shift
+        self.augment = as_augment(augment_shift)
         self.seed = seed
         self.rank, self.workers = shard
         if self.batches_per_epoch() == 0:
@@ -87,7 +75,8 @@ class TrainPairs:
         rng = np.random.default_rng([self.seed, 3, epoch])
         rows = self.draw(self.pairs_per_epoch, rng)[self.rank::self.workers]
         rows = rows[:self.batches_per_epoch() * self.batch_size]
-        images, mean, std, shift = self.data.images, self.data.mean, self.data.std, self.shift
+        images, mean, std, augment = self.data.images, self.data.mean, self.data.std, \
+            self.augment
         index, k = self.index, self.n_inputs
         view = None if self.data.right_view == "none" else get_view(self.data.right_view)
 
@@ -98,7 +87,7 @@ class TrainPairs:
             raw = images[sides]
             if k == 2 and view is not None:
                 raw[n:] = view(raw[n:])  # the right image of every pair
-            x = to_tensor(random_shift(raw, shift, rng), mean, std)
+            x = to_tensor(augment(raw, rng), mean, std)
             return tuple([mx.nd.array(x[i * n:(i + 1) * n]) for i in range(k)]
                          + [mx.nd.array(t, dtype="float32") for t in targets])
 
@@ -162,10 +151,11 @@ class TrainPK(TrainPairs):
         rng = np.random.default_rng([self.seed, 3, epoch])
         rows = self.draw(self.pairs_per_epoch, rng)[self.rank::self.workers]
         rows = rows[:self.batches_per_epoch()]
-        images, mean, std, shift = self.data.images, self.data.mean, self.data.std, self.shift
+        images, mean, std, augment = self.data.images, self.data.mean, self.data.std, \
+            self.augment
         labels = self.sampler.labels
         for row in rows:
-            x = to_tensor(random_shift(images[self.index[row]], shift, rng), mean, std)
+            x = to_tensor(augment(images[self.index[row]], rng), mean, std)
             yield (mx.nd.array(x), mx.nd.array(labels[row], dtype="float32"),
                    mx.nd.array(row, dtype="float32"))
 
@@ -197,7 +187,8 @@ class ReconImages:
 
     def __init__(self, data: PairData, batch_size: int, augment_shift: int, seed: int,
                  shard: tuple = (0, 1)):
-        self.data, self.batch_size, self.shift, self.seed = data, batch_size, augment_shift, seed
+        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.augment = as_augment(augment_shift)
         self.index = data.splits["train_all"]
         self.rank, self.workers = shard
 
@@ -207,13 +198,13 @@ class ReconImages:
         picks = rng.integers(0, len(self.index), (n * self.workers, self.batch_size))
         for row in picks[self.rank::self.workers][:n]:
             raw = self.data.images[self.index[row]]
-            yield mx.nd.array(to_tensor(random_shift(raw, self.shift, rng), self.data.mean,
+            yield mx.nd.array(to_tensor(self.augment(raw, rng), self.data.mean,
                                         self.data.std))
 
 
 def _pairs(cls):
     def make(data, d, batch_size, per_epoch, seed, shard):
-        return cls(data, batch_size, per_epoch, d.augment_shift, seed, shard)
+        return cls(data, batch_size, per_epoch, Augment.of(d), seed, shard)
     return make
 
 
@@ -221,7 +212,7 @@ SOURCES: Dict[str, Callable[..., TrainPairs]] = {
     "pairs": _pairs(TrainPairs),
     "triplets": _pairs(TrainTriplets),
     "pk": lambda data, d, batch_size, per_epoch, seed, shard: TrainPK(
-        data, d.classes_per_batch, d.images_per_class, per_epoch, d.augment_shift, seed, shard),
+        data, d.classes_per_batch, d.images_per_class, per_epoch, Augment.of(d), seed, shard),
     "none": lambda data, d, batch_size, per_epoch, seed, shard: NoExamples(
         data, batch_size, per_epoch, seed, shard),
 }

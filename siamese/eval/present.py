@@ -50,6 +50,12 @@ def format_table(report: dict) -> str:
         rows.append((f"{n}-way {r['shots']}-shot accuracy ({r['classes']} classes)",
                      f"{r['accuracy']:.4f} (95% CI {r['ci95'][0]:.4f}-{r['ci95'][1]:.4f}, "
                      f"{r['episodes']} episodes)"))
+    e = report.get("episode_file")
+    if e:
+        rows.append((f"fixed episodes ({e['episodes']}, {e['queries']} queries)",
+                     f"accuracy {e['mean_accuracy']:.4f} (error {e['error_rate']:.4f}, 95% CI "
+                     f"{e['ci95'][0]:.4f}-{e['ci95'][1]:.4f}, per episode sd "
+                     f"{e['std_accuracy']:.4f})"))
     rows.append(("seconds", f"{report['seconds']:.1f}"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -19,10 +19,11 @@ from ..data.images import load_images
 from ..data.pairfiles import read_pair_file
 from ..errors import UserError, no_pairs_run
 from ..formats.bundle import META
-from ..formats.pairsets import image_digests, read_digests, read_train_classes
+from ..formats.pairsets import image_digests, read_digests, read_split_classes
 from ..formats.preprocess import CHANNELS
 from ..formats.rundir import RunDir
 from .comparator import Comparator, open_comparator, score_pair_list
+from .episodes import read_episodes, score_episodes
 from .metrics import (
     best_threshold,
     far_threshold,
@@ -166,21 +167,24 @@ def n_way_report(model: Model, root: Path, ways: List[int], shots: int, episodes
                  seed: int, progress: bool, classes: str = "all") -> Dict[str, dict]:
     """N-way K-shot accuracy with 95% CI for each N, on the class folders under `root`.
 
-    classes: "all", or "unseen" (only classes without a training image in the run, read from
-        its pairs/split.csv).
+    classes: "all"; "unseen" (only classes without a training image in the run, read from
+        its pairs/split.csv); "val" or "test" (only the run's validation or test classes of a
+        data.split: class run: choose on "val", report "test").
     """
     folder = scan_folder(root)
     keep = np.arange(len(folder.paths))
     names = list(folder.classes)
-    if classes == "unseen":
+    if classes != "all":
         if model.run_dir is None:
-            raise UserError("--classes unseen: needs a run directory (its pairs/split.csv)")
-        seen = read_train_classes(RunDir(model.run_dir).split_file)
-        names = [c for c in folder.classes if c not in seen]
-        keep = np.flatnonzero([folder.classes[c] not in seen for c in folder.labels])
+            raise UserError(f"--classes {classes}: needs a run directory (its pairs/split.csv)")
+        split = read_split_classes(RunDir(model.run_dir).split_file)
+        wanted = (set(folder.classes) - split["train"]) if classes == "unseen" else \
+            split[classes] - split["train"]
+        names = [c for c in folder.classes if c in wanted]
+        keep = np.flatnonzero([folder.classes[c] in wanted for c in folder.labels])
     if max(ways) > len(names):
         raise UserError(f"--n-way {max(ways)}: {root} has only {len(names)} "
-                        f"{'unseen ' if classes == 'unseen' else ''}classes")
+                        f"{'' if classes == 'all' else classes + ' '}classes")
     scores = model.pair_scores(root, [folder.paths[i] for i in keep], progress)
     out = {}
     for n in ways:
@@ -190,45 +194,81 @@ def n_way_report(model: Model, root: Path, ways: List[int], shots: int, episodes
     return out
 
 
-def evaluate(target: Path, pairs: Optional[Path], root: Optional[Path], ways: List[int],
-             shots: int, episodes: int, seed: int, progress: bool,
-             fars: Sequence[float] = (), val_pairs: Optional[Path] = None,
-             classes: str = "all", allow_outside: bool = False) -> tuple:
-    """The whole evaluation; returns (report, plot data or None). Writes nothing.
+@dataclass
+class Request:
+    """What eval.py asks for (see its --help)."""
 
-    fars: target false accept rates; a threshold for each is chosen on `val_pairs` (default:
-        the run's pairs/val.csv) and applied to the scored pairs.
-    """
-    start = time.perf_counter()
-    model = open_model(target)
-    if root is None and model.run_dir is not None:
-        root = run_data_root(model.run_dir)
-    if pairs is None and not ways:
+    pairs: Optional[Path] = None
+    root: Optional[Path] = None
+    ways: List[int] = field(default_factory=list)
+    shots: int = 1
+    episodes: int = 1000
+    seed: int = 0
+    fars: Sequence[float] = ()
+    val_pairs: Optional[Path] = None
+    classes: str = "all"
+    allow_outside: bool = False
+    episode_file: Optional[Path] = None
+    progress: bool = False
+
+
+def _defaults(model: Model, target: Path, r: Request) -> Request:
+    """The request with the run directory's defaults filled in, checked."""
+    if r.root is None and model.run_dir is not None:
+        r.root = run_data_root(model.run_dir)
+    if r.pairs is None and not r.ways and r.episode_file is None:
         if model.run_dir is None:
-            raise UserError(f"{target}: an export directory needs --pairs FILE or --n-way N")
-        pairs = RunDir(model.run_dir).pair_file("test")
-    if root is None:
+            raise UserError(f"{target}: an export directory needs --pairs FILE, --n-way N or "
+                            f"--episode-file")
+        r.pairs = RunDir(model.run_dir).pair_file("test")
+    if r.root is None and (r.pairs is not None or r.ways):
         raise UserError("--root: needed to find the images of --pairs / --n-way")
-    if fars and val_pairs is None:
+    if r.fars and r.val_pairs is None:
         if model.run_dir is None:
             raise UserError("--far: an export directory needs --val-pairs FILE to choose the "
                             "threshold on (never on the pairs being scored)")
-        val_pairs = RunDir(model.run_dir).pair_file("val")
-    if fars and pairs is None:
+        r.val_pairs = RunDir(model.run_dir).pair_file("val")
+    if r.fars and r.pairs is None:
         raise UserError("--far: needs pairs to score (--pairs FILE, or a run directory)")
+    return r
+
+
+def evaluate(target: Path, request: Request) -> tuple:
+    """The whole evaluation; returns (report, plot data or None, model). Writes nothing.
+
+    With `fars`, a threshold for each target rate is chosen on `val_pairs` (default: the run's
+    pairs/val.csv) and applied to the scored pairs.
+    """
+    start = time.perf_counter()
+    model = open_model(target)
+    r = _defaults(model, target, request)
     report: Dict[str, object] = {"model": str(model.export_dir)}
     plot = None
-    if pairs is not None:
-        rep, scores, labels = pairs_report(model, Path(pairs), Path(root), progress,
-                                           allow_outside)
+    if r.pairs is not None:
+        rep, scores, labels = pairs_report(model, Path(r.pairs), Path(r.root), r.progress,
+                                           r.allow_outside)
         report.update(rep)
         plot = (scores, labels)
-        if fars:
-            report["far_calibration"] = far_report(model, Path(val_pairs), Path(root),
-                                                   list(fars), scores, labels, progress,
-                                                   allow_outside)
-    if ways:
-        report["n_way"] = n_way_report(model, Path(root), ways, shots, episodes, seed, progress,
-                                       classes)
+        if r.fars:
+            report["far_calibration"] = far_report(model, Path(r.val_pairs), Path(r.root),
+                                                   list(r.fars), scores, labels, r.progress,
+                                                   r.allow_outside)
+    if r.ways:
+        report["n_way"] = n_way_report(model, Path(r.root), r.ways, r.shots, r.episodes,
+                                       r.seed, r.progress, r.classes)
+    if r.episode_file is not None:
+        report["episode_file"] = episodes_report(model, r)
     report["seconds"] = time.perf_counter() - start
     return report, plot, model
+
+
+def episodes_report(model: Model, r: Request) -> dict:
+    """Nearest-support accuracy on fixed episodes (Lake's run folders or a CSV file)."""
+    episodes, root = read_episodes(r.episode_file, r.root if str(r.episode_file).endswith(
+        ".csv") and r.root is not None else None, r.allow_outside)
+    paths = sorted({p for ep in episodes for p in ep.support + ep.query})
+    scores = model.pair_scores(root, paths, r.progress)
+    out = score_episodes(episodes, {p: k for k, p in enumerate(paths)}, scores,
+                         model.meta["score"]["higher_is_similar"])
+    return dict(out, source=str(r.episode_file), root=str(root),
+                rule="nearest support image under the model's score")

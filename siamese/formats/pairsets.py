@@ -45,13 +45,22 @@ def write_split_csv(path: Path, paths: List[str], labels: np.ndarray, classes: L
             w.writerow([p, classes[c], s, lab])
 
 
-def read_train_classes(path: Path) -> set:
-    """The classes with an image in the training split, from a run's pairs/split.csv."""
+def read_split_classes(path: Path) -> Dict[str, set]:
+    """{"train", "val", "test"}: the classes with an image in each split, from a run's
+    pairs/split.csv."""
+    out: Dict[str, set] = {"train": set(), "val": set(), "test": set()}
     try:
         with open(path, newline="") as fh:
-            return {row["class"] for row in csv.DictReader(fh) if row["split"] == "train"}
+            for row in csv.DictReader(fh):
+                out.setdefault(row["split"], set()).add(row["class"])
     except (OSError, KeyError, csv.Error) as e:
         raise UserError(f"{path}: cannot read the run's split ({e})") from None
+    return out
+
+
+def read_train_classes(path: Path) -> set:
+    """The classes with an image in the training split, from a run's pairs/split.csv."""
+    return read_split_classes(path)["train"]
 
 
 def image_digests(images: np.ndarray) -> List[str]:

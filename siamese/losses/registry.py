@@ -12,28 +12,35 @@ from typing import Callable, Dict
 from mxnet.gluon import HybridBlock
 
 from ..errors import UserError
+from .margin import CosFaceLoss
 from .pair import ContrastiveLoss, LogisticLoss, NoSimilarityLoss, PairScoreLoss
 from .triplet import BatchTripletLoss, TripletLoss
 
+# entry -> builder(loss config section, distance name, number of classes, embedding size)
 LOSSES: Dict[str, Callable[..., HybridBlock]] = {
-    "contrastive": lambda cfg, distance: ContrastiveLoss(cfg.margin, distance),
-    "logistic": lambda cfg, distance: LogisticLoss(),
-    "pair_score": lambda cfg, distance: PairScoreLoss(),
-    "triplet": lambda cfg, distance: TripletLoss(cfg.margin, distance),
-    "batch_triplet": lambda cfg, distance: BatchTripletLoss(cfg.margin, distance, cfg.mining),
-    "none": lambda cfg, distance: NoSimilarityLoss(distance),
+    "contrastive": lambda cfg, distance, classes, size: ContrastiveLoss(cfg.margin, distance),
+    "logistic": lambda cfg, distance, classes, size: LogisticLoss(),
+    "pair_score": lambda cfg, distance, classes, size: PairScoreLoss(),
+    "triplet": lambda cfg, distance, classes, size: TripletLoss(cfg.margin, distance),
+    "batch_triplet": lambda cfg, distance, classes, size: BatchTripletLoss(cfg.margin, distance,
+                                                                      cfg.mining),
+    "cosface": lambda cfg, distance, classes, size: CosFaceLoss(classes, size, cfg.scale,
+                                                                cfg.margin, distance),
+    "none": lambda cfg, distance, classes, size: NoSimilarityLoss(distance),
 }
 
 
-def build_loss(cfg, distance: str, entry: str = "") -> HybridBlock:
+def build_loss(cfg, distance: str, entry: str = "", classes: int = 0,
+               embedding_size: int = 0) -> HybridBlock:
     """The loss block.
 
     Args:
-        cfg: the `loss` config section (margin, mining).
+        cfg: the `loss` config section (margin, mining, scale).
         distance: `model.distance`, the distance the loss and its score use.
         entry: the LOSSES entry (default `cfg.name`), as siamese.train.pairing chooses it.
+        classes, embedding_size: how many classes labels index, and E (margin softmax).
     """
     entry = entry or cfg.name
     if entry not in LOSSES:
         raise UserError(f"loss.name: unknown loss {entry!r} (valid: {', '.join(LOSSES)})")
-    return LOSSES[entry](cfg, distance)
+    return LOSSES[entry](cfg, distance, classes, embedding_size)

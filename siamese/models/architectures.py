@@ -126,6 +126,11 @@ def as_tuple(out) -> tuple:
     return tuple(out) if isinstance(out, (list, tuple)) else (out,)
 
 
+def branch_options(cfg) -> dict:
+    """Keyword arguments of the branch from the `model` section (model.widths)."""
+    return {"widths": tuple(cfg.widths)} if cfg.widths else {}
+
+
 def _same(x, v):
     return [x]
 
@@ -191,8 +196,8 @@ class Siamese(Architecture):
     what = "one branch for both images (siamese): embed each image, then score the two embeddings"
 
     def build(self, cfg) -> HybridBlock:
-        return SiameseNet(get_branch(cfg.branch, cfg.embedding_size, cfg.normalize),
-                          cfg.forward_mode)
+        return SiameseNet(get_branch(cfg.branch, cfg.embedding_size, cfg.normalize,
+                                     **branch_options(cfg)), cfg.forward_mode)
 
     def branches(self, net) -> list:
         return [net.branch]
@@ -216,7 +221,7 @@ class PseudoSiamese(Architecture):
     def build(self, cfg) -> HybridBlock:
         def make(prefix: str, params=None) -> HybridBlock:
             return get_branch(cfg.branch, cfg.embedding_size, cfg.normalize, prefix=prefix,
-                              params=params)
+                              params=params, **branch_options(cfg))
 
         left, right, _ = build_pseudo_siamese(make, cfg.share)
         return PseudoSiameseNet(left, right)
@@ -245,7 +250,8 @@ class TwoChannel(Architecture):
             "they show the same thing")
 
     def build(self, cfg) -> HybridBlock:
-        return TwoChannelNet(get_branch(cfg.branch, cfg.embedding_size, normalize=False))
+        return TwoChannelNet(get_branch(cfg.branch, cfg.embedding_size, normalize=False,
+                                        **branch_options(cfg)))
 
     def branches(self, net) -> list:
         return [net.trunk]

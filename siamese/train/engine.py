@@ -13,6 +13,7 @@ import numpy as np
 from mxnet import gluon
 
 from ..config import Config
+from ..data.augment import Augment
 from ..data.loaders import ReconImages, TrainPairs, build_source
 from ..data.prepare import PairData, prepare
 from ..losses.registry import build_loss
@@ -64,6 +65,7 @@ class Parts:
     recon_images: Optional[ReconImages] = None  # images for the reconstruction loss
     collective: Local = field(default_factory=Local)  # decisions all workers take together
     workers: int = 1  # processes training together (distributed), each on its own shard
+    classes: int = 0  # classes of the data folder (labels index them)
 
     @property
     def arch(self) -> Architecture:
@@ -97,11 +99,13 @@ def pairing_of(cfg: Config) -> Pairing:
     return get_pairing(cfg.loss.name, cfg.data.sampler, get_architecture(cfg.model.architecture))
 
 
-def build_blocks(cfg: Config, ctxs: List[mx.Context]) -> tuple:
+def build_blocks(cfg: Config, ctxs: List[mx.Context], classes: int = 0) -> tuple:
     """Network, loss block and autoencoder (None without model.decoder), initialised on
-    `ctxs` and hybridized."""
+    `ctxs` and hybridized. `classes`: how many classes labels index (a margin softmax has a
+    weight per class)."""
     net = build_model(cfg.model)
-    loss = build_loss(cfg.loss, cfg.model.distance, pairing_of(cfg).loss)
+    loss = build_loss(cfg.loss, cfg.model.distance, pairing_of(cfg).loss, classes,
+                      cfg.model.embedding_size)
     net.initialize(make_init(cfg.model.init), ctx=ctxs)
     loss.initialize(mx.init.Xavier(), ctx=ctxs)
     # One imperative pass fixes deferred shapes before hybridizing.
@@ -138,7 +142,8 @@ def build(cfg: Config, progress: bool = False) -> Parts:
         init_amp(ctxs)
     pairing = pairing_of(cfg)
     data = prepare(cfg.data, cfg.seed, progress=progress, unlabelled_ok=not pairing.labelled)
-    net, loss, autoencoder = build_blocks(cfg, ctxs)
+    classes = len(data.folder.classes)
+    net, loss, autoencoder = build_blocks(cfg, ctxs, classes)
     params = unique_params(*[b for b in (net, loss, autoencoder) if b is not None])
     trainer = build_trainer(params, cfg.train, len(ctxs))
     if cfg.train.amp:
@@ -153,13 +158,14 @@ def build(cfg: Config, progress: bool = False) -> Parts:
     step = amp_train_step if cfg.train.amp else train_step
     recon = None
     if autoencoder is not None:
-        recon = ReconImages(data, source.batch_size, cfg.data.augment_shift, cfg.seed,
+        recon = ReconImages(data, source.batch_size, Augment.of(cfg.data), cfg.seed,
                             shard=(rank, workers))
         log.info("decoder %s: reconstruction loss x %g on batches of %d of all %d training "
                  "images", cfg.model.decoder, cfg.loss.reconstruction_weight,
                  source.batch_size, len(recon.index))
     parts = Parts(cfg, ctxs, data, net, loss, trainer, source, lr_factor, step,
-                  source.batch_size * workers, pairing, autoencoder, recon, workers=workers)
+                  source.batch_size * workers, pairing, autoencoder, recon, workers=workers,
+                  classes=classes)
     parts.collective = collective(get_kvstore(cfg.train.kvstore), parts.blocks)
     return parts
 

@@ -85,7 +85,7 @@ def _f4(value) -> str:
 def save_checkpoints(parts: Parts, run: RunDir, state: State, improved: bool) -> Path:
     """best (if improved), then the epoch file (at epoch ends), then last; old epochs pruned."""
     meta = {"epoch": state.epoch, "batch": state.batch, "state": dataclasses.asdict(state),
-            "config": to_dict(parts.cfg), "workers": parts.workers}
+            "config": to_dict(parts.cfg), "workers": parts.workers, "classes": parts.classes}
     if improved:
         checkpoint.save(run.checkpoint("best"), parts.blocks, parts.trainer, meta)
     if state.batch == 0:

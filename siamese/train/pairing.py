@@ -30,6 +30,7 @@ PAIRINGS: Dict[Tuple[str, str], Pairing] = {
     ("logistic", "pairs"): Pairing("pairs", "logistic"),
     ("triplet", "pairs"): Pairing("triplets", "triplet"),
     ("triplet", "pk"): Pairing("pk", "batch_triplet"),
+    ("cosface", "pk"): Pairing("pk", "cosface"),
     ("none", "pairs"): Pairing("none", "none", labelled=False),
 }
 

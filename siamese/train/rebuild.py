@@ -36,7 +36,7 @@ def load_run(run_dir: Path, which: str = "best",
         raise UserError(f"{path}: no such checkpoint (is {run_dir} a run directory?)")
     meta, _, _ = checkpoint.read(path)
     cfg = checkpoint_config(path, meta)
-    net, loss, autoencoder = build_blocks(cfg, ctxs or [mx.cpu()])
+    net, loss, autoencoder = build_blocks(cfg, ctxs or [mx.cpu()], meta.get("classes", 0))
     blocks = {"model": net, "loss": loss}
     if autoencoder is not None:
         blocks["decoder"] = autoencoder.decoder
