@@ -46,19 +46,21 @@ def warp(batch: np.ndarray, maps: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """Each image moved by `maps[k]` (2x2, about its centre) then `shifts[k]` (rows, cols),
     sampled bilinearly from the source with edges repeated; uint8 out (rounded)."""
     n, h, w, c = batch.shape
-    centre = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
-    grid = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij"), -1).reshape(-1, 2)
-    inv = np.linalg.inv(maps)  # output pixel -> source position
-    src = np.einsum("nij,npj->npi", inv, grid[None] - centre - shifts[:, None, :]) + centre
+    centre = np.array([(h - 1) / 2.0, (w - 1) / 2.0], np.float32)
+    grid = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij"), -1)
+    grid = grid.reshape(-1, 2).astype(np.float32)
+    inv = np.linalg.inv(maps).astype(np.float32)  # output pixel -> source position
+    rel = grid[None] - centre - shifts[:, None, :].astype(np.float32)  # (N, H*W, 2)
+    src = np.matmul(rel, inv.transpose(0, 2, 1)) + centre
     y = np.clip(src[..., 0], 0, h - 1)
     x = np.clip(src[..., 1], 0, w - 1)
-    y0, x0 = np.floor(y).astype(np.int64), np.floor(x).astype(np.int64)
+    y0, x0 = y.astype(np.int64), x.astype(np.int64)  # floor: both are >= 0
     y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
     fy, fx = (y - y0)[..., None], (x - x0)[..., None]
-    k = np.arange(n)[:, None]
-    img = batch.astype(np.float32)
-    top = img[k, y0, x0] * (1 - fx) + img[k, y0, x1] * fx
-    bottom = img[k, y1, x0] * (1 - fx) + img[k, y1, x1] * fx
+    base = (np.arange(n) * (h * w))[:, None]
+    flat = batch.reshape(n * h * w, c).astype(np.float32)
+    top = flat[base + y0 * w + x0] * (1 - fx) + flat[base + y0 * w + x1] * fx
+    bottom = flat[base + y1 * w + x0] * (1 - fx) + flat[base + y1 * w + x1] * fx
     out = top * (1 - fy) + bottom * fy  # (N, H*W, C)
     return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8).reshape(n, h, w, c)
 
