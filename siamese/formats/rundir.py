@@ -3,6 +3,7 @@
     config.yaml      the fully resolved config
     log.jsonl        one JSON object per epoch
     train.log        the human-readable log
+    curves.png       training loss, validation AUC / EER and learning rate per epoch
     sharing.txt      which parameters are shared (and sharing.json)
     checkpoints/     last.ckpt, best.ckpt, epoch-NNNN.ckpt (see siamese.formats.checkpoint)
     pairs/           val.csv and test.csv (left,right,label relative to data.root), split.csv,
@@ -23,7 +24,7 @@ from typing import List
 from ..errors import UserError
 
 ARTEFACTS = ("config.yaml", "log.jsonl", "train.log", "metrics.json", "checkpoints", "pairs",
-             "export")
+             "export", "curves.png")
 SPLIT_FILES = ("val.csv", "test.csv", "split.csv")
 
 
@@ -61,6 +62,10 @@ class RunDir:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
+
+    @property
+    def curves(self) -> Path:
+        return self.root / "curves.png"
 
     @property
     def sharing_txt(self) -> Path:

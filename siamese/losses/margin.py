@@ -46,7 +46,8 @@ class CosFaceLoss(HybridBlock):
         cos = F.FullyConnected(_unit(F, e), _unit(F, weight), no_bias=True,
                                num_hidden=self.classes)  # (N, classes)
         logits = self.scale * (cos - self.margin * F.one_hot(labels, self.classes))
-        return -F.pick(F.log_softmax(logits, axis=1), labels, axis=1)
+        # (+ 0 x ids: the image ids of a P x K batch are not needed, but are an input)
+        return -F.pick(F.log_softmax(logits, axis=1), labels, axis=1) + 0 * ids
 
     def example_targets(self, n: int, ctx) -> list:
         return [mx.nd.arange(n, ctx=ctx) % 2, mx.nd.arange(n, ctx=ctx)]

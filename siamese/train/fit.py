@@ -20,6 +20,7 @@ import mxnet as mx
 
 from ..config import Config, to_dict, to_yaml
 from ..errors import Interrupted, UserError
+from ..eval.curves import try_plot_curves
 from ..formats import checkpoint
 from ..formats.atomic import append_jsonl, write_json, write_text
 from ..formats.pairsets import (
@@ -34,7 +35,7 @@ from ..formats.rundir import SPLIT_FILES, RunDir
 from ..models.sharing import format_sharing_map, sharing_map, with_decoder
 from .distributed import params_digest
 from .engine import Parts, build
-from .resume import truncate_log
+from .resume import read_log, truncate_log
 from .signals import StopOnSignal
 from .state import NONFINITE, State
 from .step import NonFiniteStep
@@ -126,6 +127,7 @@ def end_epoch(parts: Parts, run: RunDir, state: State, seconds: float, trained: 
     # redo the epoch; the other order could lose the line of an epoch the checkpoint holds.
     append_jsonl(run.log, row)
     save_checkpoints(parts, run, state, improved)
+    try_plot_curves(run.curves, read_log(run.log), state.best["epoch"])
     log.info("epoch %d/%d  loss %.4f  val auc %s eer %s acc %s  %.0f %s/s  lr %.2g  "
              "%.1fs%s", state.epoch, parts.cfg.train.epochs, row["train_loss"],
              *(_f4(val[k]) for k in ("auc", "eer", "accuracy")), row["examples_per_s"],

@@ -108,6 +108,17 @@ def truncate_log(path: Path, epoch: int) -> None:
     write_text(path, "".join(r + "\n" for r in rows))
 
 
+def read_log(path: Path) -> List[dict]:
+    """The rows of log.jsonl that parse (a torn line is skipped)."""
+    rows = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return [r for r in rows if isinstance(r, dict)]
+
+
 def remove_stale(run: RunDir) -> None:
     """Remove the temporary files killed writes left in a run directory (never anything
     else: only names siamese.formats.atomic gives its temporaries)."""

@@ -1,0 +1,31 @@
+"""RUN_DIR/curves.png: drawn at every epoch end, a real PNG, and never a reason to stop."""
+
+from __future__ import annotations
+
+import logging
+
+from PIL import Image
+
+from siamese.eval.curves import plot_curves, try_plot_curves
+
+ROWS = [{"epoch": e, "train_loss": 1.0 / e, "val_auc": 0.9 + 0.01 * e, "val_eer": 0.1 / e,
+         "lr": 0.001 * (1 - e / 4)} for e in (1, 2, 3)]
+
+
+def test_curves_are_a_png_of_a_sensible_size(tmp_path):
+    plot_curves(tmp_path / "curves.png", ROWS, best_epoch=3)
+    with Image.open(tmp_path / "curves.png") as im:
+        assert im.format == "PNG" and 800 <= im.width <= 2000 and 250 <= im.height <= 800
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]  # no temporary left
+
+
+def test_a_plotting_failure_is_a_warning(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert not try_plot_curves(tmp_path / "curves.png", [{"epoch": 1}], best_epoch=1)
+    assert "not drawn" in caplog.text and "training goes on" in caplog.text
+    assert not (tmp_path / "curves.png").exists()
+
+
+def test_a_run_draws_its_curves(trained_run):
+    with Image.open(trained_run[0] / "curves.png") as im:
+        assert im.format == "PNG"
