@@ -88,7 +88,8 @@ def main(argv=None) -> int:
         out = args.out or args.target / "eval.json"
         write_outputs(report, plot, model, out)
         print(format_table(report))
-        print(f"report: {out}" + ("  plots: roc.png, distances.png beside it" if plot else ""))
+        pictures = "  plots: roc.png, distances.png, mistakes.png beside it" if plot else ""
+        print(f"report: {out}{pictures}")
         return 0
 
     return run(body)

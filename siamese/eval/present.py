@@ -1,4 +1,5 @@
-"""What eval.py writes and prints: the JSON report, the ROC and score plots, the table."""
+"""What eval.py writes and prints: the JSON report, the ROC and score plots, the worst mistakes,
+the table."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from ..formats.atomic import write_json
 from .metrics import eer
+from .mistakes import try_plot_mistakes
 from .plots import plot_roc, plot_scores
 from .report import Model
 
@@ -14,7 +16,7 @@ def write_outputs(report: dict, plot, model: Model, out: Path) -> None:
     """The JSON report, and roc.png / distances.png beside it when pairs were scored."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if plot is not None:
-        scores, labels = plot
+        scores, labels, (left, right), root = plot
         spec = model.meta["score"]
         name = Path(str(report.get("pairs_file", "pairs"))).name
         plot_roc(out.parent / "roc.png", scores, labels, spec["higher_is_similar"],
@@ -24,6 +26,8 @@ def write_outputs(report: dict, plot, model: Model, out: Path) -> None:
             f"{spec['name']} distance (lower = same)"
         plot_scores(out.parent / "distances.png", scores, labels, report["threshold"], unit,
                     f"{name}: threshold from {report['threshold_source']}")
+        try_plot_mistakes(out.parent / "mistakes.png", root, left, right, scores, labels,
+                          report["threshold"], spec["higher_is_similar"])
     write_json(out, report)
 
 

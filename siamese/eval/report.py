@@ -126,6 +126,7 @@ def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool,
                       accuracy_at_model_threshold=base["accuracy"],
                       model_threshold=base["threshold"], accuracy=k["mean"],
                       threshold=float(np.median(k["thresholds"])), threshold_source="folds")
+    report["_pairs"] = (pairs.left, pairs.right)  # for mistakes.png; not written
     return report, scores, y
 
 
@@ -247,8 +248,9 @@ def evaluate(target: Path, request: Request) -> tuple:
     if r.pairs is not None:
         rep, scores, labels = pairs_report(model, Path(r.pairs), Path(r.root), r.progress,
                                            r.allow_outside)
+        sides = rep.pop("_pairs")
         report.update(rep)
-        plot = (scores, labels)
+        plot = (scores, labels, sides, Path(r.root))
         if r.fars:
             report["far_calibration"] = far_report(model, Path(r.val_pairs), Path(r.root),
                                                    list(r.fars), scores, labels, r.progress,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 from PIL import Image
 
 from siamese.eval.curves import plot_curves, try_plot_curves
@@ -29,3 +30,25 @@ def test_a_plotting_failure_is_a_warning(tmp_path, caplog):
 def test_a_run_draws_its_curves(trained_run):
     with Image.open(trained_run[0] / "curves.png") as im:
         assert im.format == "PNG"
+
+
+def test_worst_mistakes_by_hand():
+    from siamese.eval.mistakes import worst
+
+    # Distances (lower = same), threshold 0.5. Different pairs at 0.1 and 0.4 are accepted
+    # (0.1 the worst); same pairs at 0.9 and 0.6 rejected (0.9 the worst).
+    scores = np.array([0.1, 0.4, 0.7, 0.2, 0.9, 0.6])
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    accepts, rejects = worst(scores, labels, 0.5, higher_is_similar=False)
+    assert accepts.tolist() == [0, 1] and rejects.tolist() == [4, 5]
+    accepts, rejects = worst(-scores, labels, -0.5, higher_is_similar=True)
+    assert accepts.tolist() == [0, 1] and rejects.tolist() == [4, 5]
+
+
+def test_eval_draws_its_mistakes(trained_run, tmp_path):
+    import eval as eval_cli
+
+    run_dir, _, _ = trained_run
+    assert eval_cli.main([str(run_dir), "--out", str(tmp_path / "e.json")]) == 0
+    with Image.open(tmp_path / "mistakes.png") as im:
+        assert im.format == "PNG" and im.width > 300
