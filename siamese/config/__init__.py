@@ -12,12 +12,13 @@ from .schema import (
     DataConfig,
     EvalConfig,
     ExportConfig,
+    LogConfig,
     LossConfig,
     ModelConfig,
     TrainConfig,
 )
 from .typed import apply_overrides, read_yaml, to_yaml
 
-__all__ = ["Config", "DataConfig", "EvalConfig", "ExportConfig", "INIT_ARGS", "LossConfig",
-           "ModelConfig", "TrainConfig", "apply_overrides", "from_dict", "load_config",
-           "parse_init", "parse_threshold_rule", "read_yaml", "to_dict", "to_yaml"]
+__all__ = ["Config", "DataConfig", "EvalConfig", "ExportConfig", "INIT_ARGS", "LogConfig",
+           "LossConfig", "ModelConfig", "TrainConfig", "apply_overrides", "from_dict",
+           "load_config", "parse_init", "parse_threshold_rule", "read_yaml", "to_dict", "to_yaml"]

@@ -154,6 +154,15 @@ class ExportConfig:
 
 
 @dataclass
+class LogConfig:
+    tensorboard: bool = _f(False, "write TensorBoard event files under RUN_DIR/tensorboard/ "
+                           "(.[tensorboard] extra): scalars per epoch, the loss every "
+                           "tensorboard_every steps, validation embeddings for the projector")
+    tensorboard_every: int = _f(20, "log.tensorboard: the training loss every this many steps",
+                                min=1)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "images and pairs"})
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "the network"})
@@ -163,5 +172,7 @@ class Config:
                              metadata={"help": "the decision threshold"})
     export: ExportConfig = field(default_factory=ExportConfig,
                                  metadata={"help": "the deployment artefact"})
+    log: LogConfig = field(default_factory=LogConfig,
+                           metadata={"help": "what a run records besides log.jsonl"})
     device: str = _f("auto", "auto (all GPUs, else CPU) | cpu | gpu | gpu:0,1 | cpu:0,1")
     seed: int = _f(0, "seeds Python, numpy and mxnet, the splits and the pair sampling")

@@ -4,6 +4,7 @@
     log.jsonl        one JSON object per epoch
     train.log        the human-readable log
     curves.png       training loss, validation AUC / EER and learning rate per epoch
+    tensorboard/     event files, with log.tensorboard: true
     sharing.txt      which parameters are shared (and sharing.json)
     checkpoints/     last.ckpt, best.ckpt, epoch-NNNN.ckpt (see siamese.formats.checkpoint)
     pairs/           val.csv and test.csv (left,right,label relative to data.root), split.csv,
@@ -24,7 +25,7 @@ from typing import List
 from ..errors import UserError
 
 ARTEFACTS = ("config.yaml", "log.jsonl", "train.log", "metrics.json", "checkpoints", "pairs",
-             "export", "curves.png")
+             "export", "curves.png", "tensorboard")
 SPLIT_FILES = ("val.csv", "test.csv", "split.csv")
 
 
@@ -62,6 +63,10 @@ class RunDir:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
 
     @property
     def curves(self) -> Path:

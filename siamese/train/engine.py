@@ -28,6 +28,7 @@ from ..models.decoder import AutoEncoder, build_decoder
 from ..models.init import make_init
 from ..models.pretrained import load_pretrained
 from ..models.zoo import freeze
+from .board import Quiet
 from .collective import Local, collective
 from .device import parse_device
 from .distributed import get_kvstore, rank_and_size
@@ -66,6 +67,7 @@ class Parts:
     collective: Local = field(default_factory=Local)  # decisions all workers take together
     workers: int = 1  # processes training together (distributed), each on its own shard
     classes: int = 0  # classes of the data folder (labels index them)
+    board: Quiet = field(default_factory=Quiet)  # TensorBoard (log.tensorboard), or nothing
 
     @property
     def arch(self) -> Architecture:

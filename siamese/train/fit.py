@@ -33,13 +33,14 @@ from ..formats.pairsets import (
 )
 from ..formats.rundir import SPLIT_FILES, RunDir
 from ..models.sharing import format_sharing_map, sharing_map, with_decoder
+from .board import Board, open_board
 from .distributed import params_digest
 from .engine import Parts, build
 from .resume import read_log, truncate_log
 from .signals import StopOnSignal
 from .state import NONFINITE, State
 from .step import NonFiniteStep
-from .validation import val_reconstruction, validate
+from .validation import comparator, val_reconstruction, validate
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,11 @@ def run_epoch(parts: Parts, state: State, stop: StopOnSignal, policy, progress: 
         extra = None if images is None else \
             (parts.autoencoder, images, parts.cfg.loss.reconstruction_weight)
         try:
-            state.loss_sum += parts.step(parts.net, parts.loss, parts.trainer, parts.ctxs,
-                                         batch, parts.step_pairs, extra, state.parts_sum,
-                                         lambda bad: parts.collective.agree(bad, stop))
+            loss = parts.step(parts.net, parts.loss, parts.trainer, parts.ctxs, batch,
+                              parts.step_pairs, extra, state.parts_sum,
+                              lambda bad: parts.collective.agree(bad, stop))
+            state.loss_sum += loss
+            parts.board.step(state.epoch * n + k + 1, loss / parts.step_pairs)
         except NonFiniteStep as e:
             policy.handle(parts, state, f"epoch {state.epoch + 1}, batch {k + 1}", e)
         state.batch = k + 1
@@ -126,6 +129,7 @@ def end_epoch(parts: Parts, run: RunDir, state: State, seconds: float, trained: 
     # The log line first: a crash before the checkpoint only makes the resumed run cut it and
     # redo the epoch; the other order could lose the line of an epoch the checkpoint holds.
     append_jsonl(run.log, row)
+    parts.board.epoch(row)
     save_checkpoints(parts, run, state, improved)
     try_plot_curves(run.curves, read_log(run.log), state.best["epoch"])
     log.info("epoch %d/%d  loss %.4f  val auc %s eer %s acc %s  %.0f %s/s  lr %.2g  "
@@ -224,7 +228,9 @@ def fit(cfg: Config, run: RunDir, progress: bool = False,
         TrainingError: a non-finite step (the last checkpoint is kept).
     """
     write_text(run.config, to_yaml(cfg))
+    board = open_board(cfg.log.tensorboard, run.tensorboard, cfg.log.tensorboard_every)
     parts = build(cfg, progress)
+    parts.board = board
     write_sharing_map(parts, run)
     state = start(parts, run, resume)
     policy = NONFINITE[cfg.train.nonfinite](cfg.train.max_skipped_batches)
@@ -242,4 +248,17 @@ def fit(cfg: Config, run: RunDir, progress: bool = False,
                 raise interrupted(parts.collective.stop_signal(stop), run, state)
     log.info("final parameters sha256 %s", params_digest(parts.blocks))
     checkpoint.restore(run.checkpoint("best"), parts.blocks)
+    project(parts)
     return parts, state
+
+
+def project(parts: Parts, limit: int = 1000) -> None:
+    """The best model's embeddings of (up to `limit`) validation images, with their classes and
+    a sprite, for TensorBoard's projector; then the board is closed."""
+    index = parts.data.splits["val"][:limit]
+    if isinstance(parts.board, Board) and len(index) and parts.arch.embeds:
+        images = parts.data.images[index]
+        emb = comparator(parts).embed_side(images, "left")
+        names = [parts.data.folder.classes[c] for c in parts.data.folder.labels[index]]
+        parts.board.embeddings(emb, names, images)
+    parts.board.close()

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 # Keys a resumed run may change: they alter how long or how fast it trains, not what it is.
 SAFE_KEYS = ("train.epochs", "train.lr", "train.eval_batch_size", "train.keep_checkpoints",
              "train.nonfinite", "train.max_skipped_batches", "train.patience", "export.onnx",
-             "eval.threshold")
+             "eval.threshold", "log.tensorboard", "log.tensorboard_every")
 
 
 def candidates(run_dir: Path) -> List[Path]:
