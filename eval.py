@@ -62,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--episode-file", type=Path, metavar="DIR_OR_FILE",
                    help="fixed one-shot episodes: Lake's run folders (runNN/class_labels.txt, "
                         "or a folder of them) or a CSV episode,role,path,label")
+    p.add_argument("--plot-embeddings", action="store_true",
+                   help="embeddings.png: a 2-D map (PCA; t-SNE/UMAP when installed) of the "
+                        "images of the class folders under --root")
     p.add_argument("--allow-outside-root", action="store_true",
                    help="accept pair-file paths that leave --root (absolute, or with ..)")
     return p.parse_args(argv)
@@ -83,7 +86,8 @@ def main(argv=None) -> int:
                           episodes=args.episodes, seed=args.seed, fars=args.far,
                           val_pairs=args.val_pairs, classes=args.classes,
                           allow_outside=args.allow_outside_root,
-                          episode_file=args.episode_file, progress=sys.stderr.isatty())
+                          episode_file=args.episode_file, plot_embeddings=args.plot_embeddings,
+                          progress=sys.stderr.isatty())
         report, plot, model = evaluate(args.target, request)
         out = args.out or args.target / "eval.json"
         write_outputs(report, plot, model, out)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..formats.atomic import write_json
+from .embedmap import plot_map
 from .metrics import eer
 from .mistakes import try_plot_mistakes
 from .plots import plot_roc, plot_scores
@@ -15,6 +16,12 @@ from .report import Model
 def write_outputs(report: dict, plot, model: Model, out: Path) -> None:
     """The JSON report, and roc.png / distances.png beside it when pairs were scored."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    if "_map" in report:
+        points, labels, classes, images = report.pop("_map")
+        plot_map(out.parent / "embeddings.png", points, labels, classes, images)
+        report["embedding_map"] = {"file": str(out.parent / "embeddings.png"),
+                                   "methods": list(points), "images": int(len(labels)),
+                                   "classes": len(classes)}
     if plot is not None:
         scores, labels, (left, right), root = plot
         spec = model.meta["score"]
@@ -54,6 +61,10 @@ def format_table(report: dict) -> str:
         rows.append((f"{n}-way {r['shots']}-shot accuracy ({r['classes']} classes)",
                      f"{r['accuracy']:.4f} (95% CI {r['ci95'][0]:.4f}-{r['ci95'][1]:.4f}, "
                      f"{r['episodes']} episodes)"))
+    if "embedding_map" in report:
+        m = report["embedding_map"]
+        rows.append(("embedding map", f"{', '.join(m['methods'])} of {m['images']} images: "
+                                      f"{m['file']}"))
     e = report.get("episode_file")
     if e:
         rows.append((f"fixed episodes ({e['episodes']}, {e['queries']} queries)",

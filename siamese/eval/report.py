@@ -23,6 +23,7 @@ from ..formats.pairsets import image_digests, read_digests, read_split_classes
 from ..formats.preprocess import CHANNELS
 from ..formats.rundir import RunDir
 from .comparator import Comparator, open_comparator, score_pair_list
+from .embedmap import maps
 from .episodes import read_episodes, score_episodes
 from .metrics import (
     best_threshold,
@@ -210,6 +211,7 @@ class Request:
     classes: str = "all"
     allow_outside: bool = False
     episode_file: Optional[Path] = None
+    plot_embeddings: bool = False
     progress: bool = False
 
 
@@ -217,13 +219,14 @@ def _defaults(model: Model, target: Path, r: Request) -> Request:
     """The request with the run directory's defaults filled in, checked."""
     if r.root is None and model.run_dir is not None:
         r.root = run_data_root(model.run_dir)
-    if r.pairs is None and not r.ways and r.episode_file is None:
+    if r.pairs is None and not r.ways and r.episode_file is None and not r.plot_embeddings:
         if model.run_dir is None:
             raise UserError(f"{target}: an export directory needs --pairs FILE, --n-way N or "
                             f"--episode-file")
         r.pairs = RunDir(model.run_dir).pair_file("test")
-    if r.root is None and (r.pairs is not None or r.ways):
-        raise UserError("--root: needed to find the images of --pairs / --n-way")
+    if r.root is None and (r.pairs is not None or r.ways or r.plot_embeddings):
+        raise UserError("--root: needed to find the images of --pairs / --n-way / "
+                        "--plot-embeddings")
     if r.fars and r.val_pairs is None:
         if model.run_dir is None:
             raise UserError("--far: an export directory needs --val-pairs FILE to choose the "
@@ -260,6 +263,8 @@ def evaluate(target: Path, request: Request) -> tuple:
                                        r.seed, r.progress, r.classes)
     if r.episode_file is not None:
         report["episode_file"] = episodes_report(model, r)
+    if r.plot_embeddings:
+        report["_map"] = embedding_map(model, Path(r.root), r.seed, r.progress)
     report["seconds"] = time.perf_counter() - start
     return report, plot, model
 
@@ -274,3 +279,17 @@ def episodes_report(model: Model, r: Request) -> dict:
                          model.meta["score"]["higher_is_similar"])
     return dict(out, source=str(r.episode_file), root=str(root),
                 rule="nearest support image under the model's score")
+
+
+def embedding_map(model: Model, root: Path, seed: int, progress: bool,
+                  limit: int = 2000) -> tuple:
+    """(2-D points per method, labels, class names, images) of up to `limit` images of the
+    class folders under `root` (a seeded sample), for embeddings.png."""
+    if not model.comparator.embeds:
+        raise UserError("--plot-embeddings: a two-channel pair scorer has no embeddings")
+    folder = scan_folder(root)
+    pick = np.sort(np.random.default_rng(seed).choice(
+        len(folder.paths), min(limit, len(folder.paths)), replace=False))
+    images = model.load_files(root, [folder.paths[i] for i in pick], progress)
+    emb = model.comparator.embed_side(images, "left", progress)
+    return maps(emb, seed), folder.labels[pick], list(folder.classes), images

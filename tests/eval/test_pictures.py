@@ -1,4 +1,4 @@
-"""RUN_DIR/curves.png: drawn at every epoch end, a real PNG, and never a reason to stop."""
+"""Pictures: curves.png, mistakes.png, embeddings.png: real PNGs, never a reason to stop."""
 
 from __future__ import annotations
 
@@ -52,3 +52,32 @@ def test_eval_draws_its_mistakes(trained_run, tmp_path):
     assert eval_cli.main([str(run_dir), "--out", str(tmp_path / "e.json")]) == 0
     with Image.open(tmp_path / "mistakes.png") as im:
         assert im.format == "PNG" and im.width > 300
+
+
+def test_pca_by_hand():
+    from siamese.eval.embedmap import pca2
+
+    # Points on a line along (1, 1, 0) plus a small spread along z: the first component is
+    # the line (up to sign), the second the z spread.
+    t = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+    z = np.array([0.1, -0.2, 0.2, -0.2, 0.1])  # mean 0, orthogonal to t
+    x = np.stack([t, t, z], 1)
+    p = pca2(x)
+    np.testing.assert_allclose(np.abs(p[:, 0]), np.abs(t) * np.sqrt(2), atol=1e-9)
+    np.testing.assert_allclose(np.abs(p[:, 1]), np.abs(z), atol=1e-9)
+
+
+def test_eval_plots_an_embedding_map(trained_run, tmp_path, capsys):
+    import json
+
+    import eval as eval_cli
+
+    run_dir, root, _ = trained_run
+    out = tmp_path / "e.json"
+    assert eval_cli.main([str(run_dir), "--plot-embeddings", "--root", str(root),
+                          "--out", str(out)]) == 0
+    m = json.loads(out.read_text())["embedding_map"]
+    assert m["methods"][0] == "PCA" and m["images"] == 40 and m["classes"] == 4
+    with Image.open(tmp_path / "embeddings.png") as im:
+        assert im.format == "PNG" and im.width >= 500
+    assert "embedding map" in capsys.readouterr().out
