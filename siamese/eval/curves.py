@@ -11,15 +11,13 @@ import logging
 from pathlib import Path
 from typing import List
 
-from ..formats.atomic import atomic_path
+from .plots import _pyplot, safely, save
 
 log = logging.getLogger(__name__)
 
 
 def plot_curves(path: Path, rows: List[dict], best_epoch: int) -> None:
     """Draw the curves of log.jsonl `rows` into `path` (PNG), atomically."""
-    from .plots import _pyplot
-
     plt = _pyplot()
     epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), dpi=100)
@@ -48,16 +46,10 @@ def plot_curves(path: Path, rows: List[dict], best_epoch: int) -> None:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(Path(path), "draw curves") as tmp:
-        fig.savefig(tmp, format="png")
+    save(fig, path)
     plt.close(fig)
 
 
 def try_plot_curves(path: Path, rows: List[dict], best_epoch: int) -> bool:
     """plot_curves, with any failure turned into a warning (a picture never stops a run)."""
-    try:
-        plot_curves(path, rows, best_epoch)
-        return True
-    except Exception as e:  # noqa: BLE001  a plotting error must not end training
-        log.warning("%s: not drawn (%s: %s); training goes on", path, type(e).__name__, e)
-        return False
+    return safely(path, plot_curves, rows, best_epoch)

@@ -10,7 +10,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from ..formats.atomic import atomic_path
+from .plots import _pyplot, save
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,6 @@ def plot_map(path: Path, points: Dict[str, np.ndarray], labels: np.ndarray,
     """One panel per method; up to `thumbs` thumbnails (uint8 images (N, H, W, C))."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    from .plots import _pyplot
-
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(points), figsize=(6 * len(points), 5.5), dpi=90,
                              squeeze=False)
@@ -68,6 +66,5 @@ def plot_map(path: Path, points: Dict[str, np.ndarray], labels: np.ndarray,
         if len(classes) <= 20:
             ax.legend(fontsize=7, markerscale=2, loc="best")
     fig.tight_layout()
-    with atomic_path(Path(path), "draw the embedding map") as tmp:
-        fig.savefig(tmp, format="png")
+    save(fig, path)
     plt.close(fig)

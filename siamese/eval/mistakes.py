@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from ..formats.atomic import atomic_path
+from .plots import _pyplot, save
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,6 @@ def plot_mistakes(path: Path, root: Path, left: Sequence[str], right: Sequence[s
                   scores: np.ndarray, labels: np.ndarray, threshold: float,
                   higher_is_similar: bool, n: int = 6) -> None:
     """Draw up to n false accepts (left column) and n false rejects (right column)."""
-    from .plots import _pyplot
-
     plt = _pyplot()
     accepts, rejects = worst(scores, labels, threshold, higher_is_similar, n)
     rows = max(len(accepts), len(rejects), 1)
@@ -52,19 +50,8 @@ def plot_mistakes(path: Path, root: Path, left: Sequence[str], right: Sequence[s
     fig.suptitle(f"worst mistakes at the threshold (same when score {op} {threshold:.4f}): "
                  f"false accepts left, false rejects right", fontsize=9)
     fig.tight_layout()
-    with atomic_path(Path(path), "draw mistakes") as tmp:
-        fig.savefig(tmp, format="png")
+    save(fig, path)
     plt.close(fig)
-
-
-def try_plot_mistakes(path: Path, *args) -> bool:
-    """plot_mistakes, a failure turned into a warning (a picture never fails an evaluation)."""
-    try:
-        plot_mistakes(path, *args)
-        return True
-    except Exception as e:  # noqa: BLE001
-        log.warning("%s: not drawn (%s: %s)", path, type(e).__name__, e)
-        return False
 
 
 

@@ -1,12 +1,33 @@
-"""Evaluation figures (matplotlib, no display needed): ROC curve and score histograms."""
+"""Evaluation figures (matplotlib, no display needed): ROC curve and score histograms; the
+atomic save and the never-fail wrapper every picture of the tool goes through."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
+from ..formats.atomic import atomic_path
 from .metrics import roc
+
+log = logging.getLogger(__name__)
+
+
+def save(fig, path: Path) -> None:
+    """Write a figure as PNG through a temporary file and a rename (never half a picture)."""
+    with atomic_path(Path(path), "draw a picture") as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def safely(path: Path, draw, *args) -> bool:
+    """Call a drawing function; a failure is one warning, never the end of a run or report."""
+    try:
+        draw(path, *args)
+        return True
+    except Exception as e:  # noqa: BLE001  a picture is never worth a failed run
+        log.warning("%s: not drawn (%s: %s)", path, type(e).__name__, e)
+        return False
 
 
 def _pyplot():
@@ -36,7 +57,7 @@ def plot_roc(path: Path, scores: np.ndarray, labels: np.ndarray, higher_is_simil
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
+    save(fig, path)
     plt.close(fig)
 
 
@@ -55,5 +76,5 @@ def plot_scores(path: Path, scores: np.ndarray, labels: np.ndarray, threshold: f
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    save(fig, path)
     plt.close(fig)

@@ -8,8 +8,8 @@ from pathlib import Path
 from ..formats.atomic import write_json
 from .embedmap import plot_map
 from .metrics import eer
-from .mistakes import try_plot_mistakes
-from .plots import plot_roc, plot_scores
+from .mistakes import plot_mistakes
+from .plots import plot_roc, plot_scores, safely
 from .report import Model
 
 
@@ -18,7 +18,7 @@ def write_outputs(report: dict, plot, model: Model, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if "_map" in report:
         points, labels, classes, images = report.pop("_map")
-        plot_map(out.parent / "embeddings.png", points, labels, classes, images)
+        safely(out.parent / "embeddings.png", plot_map, points, labels, classes, images)
         report["embedding_map"] = {"file": str(out.parent / "embeddings.png"),
                                    "methods": list(points), "images": int(len(labels)),
                                    "classes": len(classes)}
@@ -26,15 +26,15 @@ def write_outputs(report: dict, plot, model: Model, out: Path) -> None:
         scores, labels, (left, right), root = plot
         spec = model.meta["score"]
         name = Path(str(report.get("pairs_file", "pairs"))).name
-        plot_roc(out.parent / "roc.png", scores, labels, spec["higher_is_similar"],
-                 eer(scores if spec["higher_is_similar"] else -scores, labels),
-                 f"ROC: {name} (AUC {report['auc']:.4f})")
+        safely(out.parent / "roc.png", plot_roc, scores, labels, spec["higher_is_similar"],
+               eer(scores if spec["higher_is_similar"] else -scores, labels),
+               f"ROC: {name} (AUC {report['auc']:.4f})")
         unit = "similarity (higher = same)" if spec["higher_is_similar"] else \
             f"{spec['name']} distance (lower = same)"
-        plot_scores(out.parent / "distances.png", scores, labels, report["threshold"], unit,
-                    f"{name}: threshold from {report['threshold_source']}")
-        try_plot_mistakes(out.parent / "mistakes.png", root, left, right, scores, labels,
-                          report["threshold"], spec["higher_is_similar"])
+        safely(out.parent / "distances.png", plot_scores, scores, labels, report["threshold"],
+               unit, f"{name}: threshold from {report['threshold_source']}")
+        safely(out.parent / "mistakes.png", plot_mistakes, root, left, right, scores, labels,
+               report["threshold"], spec["higher_is_similar"])
     write_json(out, report)
 
 

@@ -23,7 +23,7 @@ def test_curves_are_a_png_of_a_sensible_size(tmp_path):
 def test_a_plotting_failure_is_a_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert not try_plot_curves(tmp_path / "curves.png", [{"epoch": 1}], best_epoch=1)
-    assert "not drawn" in caplog.text and "training goes on" in caplog.text
+    assert "not drawn" in caplog.text
     assert not (tmp_path / "curves.png").exists()
 
 
