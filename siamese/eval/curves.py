@@ -7,13 +7,10 @@ file and renamed; drawing never stops a run (a failure is one warning).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import List
 
 from .plots import _pyplot, safely, save
-
-log = logging.getLogger(__name__)
 
 
 def plot_curves(path: Path, rows: List[dict], best_epoch: int) -> None:

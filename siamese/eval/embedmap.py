@@ -4,15 +4,12 @@ thumbnails at their points, written as embeddings.png beside the report."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
 
 from .plots import _pyplot, save
-
-log = logging.getLogger(__name__)
 
 
 def pca2(x: np.ndarray) -> np.ndarray:

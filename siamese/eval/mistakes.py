@@ -3,7 +3,6 @@ images side by side with its score, so a user sees at once what the model confus
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -11,8 +10,6 @@ import numpy as np
 from PIL import Image
 
 from .plots import _pyplot, save
-
-log = logging.getLogger(__name__)
 
 
 def worst(scores: np.ndarray, labels: np.ndarray, threshold: float, higher_is_similar: bool,
