@@ -38,7 +38,7 @@ def plot_mistakes(path: Path, root: Path, left: Sequence[str], right: Sequence[s
             for j, name in enumerate((left[k], right[k])):
                 with Image.open(Path(root) / name) as im:
                     axes[r, 2 * col + j].imshow(np.asarray(im.convert("RGB")))
-                axes[r, 2 * col + j].set_title(Path(name).name, fontsize=7)
+                axes[r, 2 * col + j].set_title("/".join(Path(name).parts[-2:]), fontsize=7)
             axes[r, 2 * col].text(0, -0.35, f"{kind}: score {scores[k]:.4f}", fontsize=8,
                                   transform=axes[r, 2 * col].transAxes)
         if not len(picks):
