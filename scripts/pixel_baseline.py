@@ -34,7 +34,7 @@ def main(argv=None) -> int:
         x = load_images([root / q for q in paths], (size, size), 1).reshape(len(paths), -1)
         x = x.astype(np.float32) / 255.0
         r = score_episodes(episodes, {q: k for k, q in enumerate(paths)},
-                           lambda a, b: np.sqrt(((x[a] - x[b]) ** 2).sum(axis=1)), False)
+                           lambda a, b, x=x: np.sqrt(((x[a] - x[b]) ** 2).sum(axis=1)), False)
         out[size] = {k: r[k] for k in ("mean_accuracy", "error_rate", "ci95", "queries")}
         print(f"{size}x{size}: accuracy {r['mean_accuracy']:.4f} (95% CI {r['ci95'][0]:.4f}-"
               f"{r['ci95'][1]:.4f}, {r['queries']} queries)")

@@ -56,7 +56,7 @@ def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     root = make_folder(tmp_path / "img")
     cfg = write_config(tmp_path / "c.yaml", root, train=LONG)
     proc = start_training(cfg, tmp_path / "cut")
-    wait_for(tmp_path / "cut" / "log.jsonl")  # epoch 1 done: stop somewhere in epoch 2
+    wait_for(tmp_path / "cut" / "curves.png")  # epoch 1 done, its end drawn: stop in epoch 2
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -94,7 +94,8 @@ def test_sigint_exits_130_with_a_checkpoint(tmp_path):
     root = make_folder(tmp_path / "img")
     cfg = write_config(tmp_path / "c.yaml", root, train=LONG)
     proc = start_training(cfg, tmp_path / "a")
-    wait_for(tmp_path / "a" / "log.jsonl")
+    wait_for(tmp_path / "a" / "curves.png")  # epoch 1 done, its end drawn: stop in epoch 2
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
