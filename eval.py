@@ -88,12 +88,13 @@ def main(argv=None) -> int:
                           allow_outside=args.allow_outside_root,
                           episode_file=args.episode_file, plot_embeddings=args.plot_embeddings,
                           progress=sys.stderr.isatty())
-        report, plot, model = evaluate(args.target, request)
+        report, pictures, model = evaluate(args.target, request)
         out = args.out or args.target / "eval.json"
-        write_outputs(report, plot, model, out)
+        write_outputs(report, pictures, model, out)
         print(format_table(report))
-        pictures = "  plots: roc.png, distances.png, mistakes.png beside it" if plot else ""
-        print(f"report: {out}{pictures}")
+        drawn = "  plots: roc.png, distances.png, mistakes.png beside it" \
+            if "pairs" in pictures else ""
+        print(f"report: {out}{drawn}")
         return 0
 
     return run(body)

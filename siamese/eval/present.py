@@ -13,17 +13,18 @@ from .plots import plot_roc, plot_scores, safely
 from .report import Model
 
 
-def write_outputs(report: dict, plot, model: Model, out: Path) -> None:
-    """The JSON report, and roc.png / distances.png beside it when pairs were scored."""
+def write_outputs(report: dict, pictures: dict, model: Model, out: Path) -> None:
+    """The JSON report, and beside it roc.png, distances.png and mistakes.png when pairs were
+    scored, embeddings.png with --plot-embeddings (see evaluate for `pictures`)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    if "_map" in report:
-        points, labels, classes, images = report.pop("_map")
+    if "map" in pictures:
+        points, labels, classes, images = pictures["map"]
         safely(out.parent / "embeddings.png", plot_map, points, labels, classes, images)
         report["embedding_map"] = {"file": str(out.parent / "embeddings.png"),
                                    "methods": list(points), "images": int(len(labels)),
                                    "classes": len(classes)}
-    if plot is not None:
-        scores, labels, (left, right), root = plot
+    if "pairs" in pictures:
+        scores, labels, (left, right), root = pictures["pairs"]
         spec = model.meta["score"]
         name = Path(str(report.get("pairs_file", "pairs"))).name
         safely(out.parent / "roc.png", plot_roc, scores, labels, spec["higher_is_similar"],

@@ -100,7 +100,7 @@ def run_data_root(run_dir: Path) -> Path:
 
 def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool,
                  allow_outside: bool = False) -> tuple:
-    """Verification figures of a pair list; returns (report, scores, labels)."""
+    """Verification figures of a pair list; returns (report, scores, labels, the PairList)."""
     pairs = read_pair_file(pair_file, root, allow_outside)
     spec, pre = model.meta["score"], model.meta["preprocess"]
     scores, names, _ = score_pair_list(model.comparator, pairs, root, pre["resize"],
@@ -127,8 +127,7 @@ def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool,
                       accuracy_at_model_threshold=base["accuracy"],
                       model_threshold=base["threshold"], accuracy=k["mean"],
                       threshold=float(np.median(k["thresholds"])), threshold_source="folds")
-    report["_pairs"] = (pairs.left, pairs.right)  # for mistakes.png; not written
-    return report, scores, y
+    return report, scores, y, pairs
 
 
 def check_run_images(run: RunDir, root: Path, names: List[str], images: np.ndarray) -> None:
@@ -238,7 +237,10 @@ def _defaults(model: Model, target: Path, r: Request) -> Request:
 
 
 def evaluate(target: Path, request: Request) -> tuple:
-    """The whole evaluation; returns (report, plot data or None, model). Writes nothing.
+    """The whole evaluation; returns (report, what the pictures need, model). Writes nothing.
+
+    The pictures' data: {"pairs": (scores, labels, (left paths, right paths), root)} when pairs
+    were scored, {"map": (points, labels, class names, images)} with plot_embeddings.
 
     With `fars`, a threshold for each target rate is chosen on `val_pairs` (default: the run's
     pairs/val.csv) and applied to the scored pairs.
@@ -247,13 +249,12 @@ def evaluate(target: Path, request: Request) -> tuple:
     model = open_model(target)
     r = _defaults(model, target, request)
     report: Dict[str, object] = {"model": str(model.export_dir)}
-    plot = None
+    pictures: Dict[str, tuple] = {}
     if r.pairs is not None:
-        rep, scores, labels = pairs_report(model, Path(r.pairs), Path(r.root), r.progress,
-                                           r.allow_outside)
-        sides = rep.pop("_pairs")
+        rep, scores, labels, pairs = pairs_report(model, Path(r.pairs), Path(r.root),
+                                                  r.progress, r.allow_outside)
         report.update(rep)
-        plot = (scores, labels, sides, Path(r.root))
+        pictures["pairs"] = (scores, labels, (pairs.left, pairs.right), Path(r.root))
         if r.fars:
             report["far_calibration"] = far_report(model, Path(r.val_pairs), Path(r.root),
                                                    list(r.fars), scores, labels, r.progress,
@@ -264,9 +265,9 @@ def evaluate(target: Path, request: Request) -> tuple:
     if r.episode_file is not None:
         report["episode_file"] = episodes_report(model, r)
     if r.plot_embeddings:
-        report["_map"] = embedding_map(model, Path(r.root), r.seed, r.progress)
+        pictures["map"] = embedding_map(model, Path(r.root), r.seed, r.progress)
     report["seconds"] = time.perf_counter() - start
-    return report, plot, model
+    return report, pictures, model
 
 
 def episodes_report(model: Model, r: Request) -> dict:
