@@ -47,10 +47,9 @@ def lines(path: Path, text: str) -> int:
 
 
 def log_rows(run: Path) -> list:
-    try:
-        return [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
-    except (OSError, ValueError):
-        return []
+    from siamese.train.resume import read_log
+
+    return read_log(run / "log.jsonl")
 
 
 def appears(folder: Path, pattern: str, proc: subprocess.Popen, limit: float) -> bool:

@@ -84,7 +84,7 @@ def _class_files(root: Path, name: str, cache: Dict[str, List[str]]) -> List[str
 
 def _lfw_image(path: Path, n: int, root: Path, name: str, index: str, cache,
                allow_outside: bool) -> str:
-    if outside(root, name) and not allow_outside:
+    if outside(name) and not allow_outside:
         raise UserError(f"{path}: line {n}: {name} is outside --root {root} (an absolute "
                         f"path or '..'); pass --allow-outside-root to read it anyway")
     if not index.isdigit() or int(index) < 1:
@@ -124,8 +124,9 @@ def _parse_lfw(path: Path, text: str, root: Path, allow_outside: bool = False) -
                     np.asarray(folds, np.int64), "lfw")
 
 
-def outside(root: Path, name: str) -> bool:
-    """True when `name` leaves `root`: an absolute path, or `..` climbing out of it."""
+def outside(name: str) -> bool:
+    """True when a relative `name` leaves the folder it is relative to: an absolute path, or
+    `..` climbing out of it."""
     norm = os.path.normpath(name)
     return os.path.isabs(name) or norm == ".." or norm.startswith(".." + os.sep)
 
@@ -134,7 +135,7 @@ def _validate(path: Path, pairs: PairList, root: Path, allow_outside: bool) -> N
     seen: Dict[tuple, int] = {}
     for a, b, n in zip(pairs.left, pairs.right, pairs.lines):
         for p in (a, b):
-            if not allow_outside and outside(root, p):
+            if not allow_outside and outside(p):
                 raise UserError(f"{path}: line {n}: {p} is outside --root {root} (an absolute "
                                 f"path or '..'); pass --allow-outside-root to read it anyway")
         if a == b:

@@ -125,7 +125,7 @@ def read_episodes(path: Path, root: Optional[Path] = None,
         raise UserError(f"--episode-file: no such file or folder: {path}")
     for ep in episodes:
         for image in ep.support + ep.query:
-            if not allow_outside and outside(root, image):
+            if not allow_outside and outside(image):
                 raise UserError(f"{path}: episode {ep.name}: {image} is outside the root "
                                 f"{root}; pass --allow-outside-root to read it anyway")
             if not (root / image).is_file():

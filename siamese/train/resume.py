@@ -91,32 +91,32 @@ def resume_config(saved: dict, overrides: List[str], given: Optional[Config]) ->
     return cfg
 
 
-def truncate_log(path: Path, epoch: int) -> None:
-    """Keep the log lines of epochs up to `epoch` (those the checkpoint has seen). A line a
-    crash tore in the middle of its write is dropped (with a warning), not a failure."""
-    if not path.exists():
-        return
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+def _parsed(path: Path) -> List[tuple]:
+    """(line, row) of each line of log.jsonl that parses to an object; a line a crash tore in
+    the middle of its write is skipped with a warning."""
+    out = []
+    for n, line in enumerate(path.read_text().splitlines() if path.exists() else [], start=1):
         try:
             row = json.loads(line) if line.strip() else None
         except ValueError:
             log.warning("%s: line %d is torn (a write cut short); dropped", path, n)
             continue
-        if isinstance(row, dict) and row.get("epoch", epoch + 1) <= epoch:
-            rows.append(line)
-    write_text(path, "".join(r + "\n" for r in rows))
+        if isinstance(row, dict):
+            out.append((line, row))
+    return out
+
+
+def truncate_log(path: Path, epoch: int) -> None:
+    """Keep the log lines of epochs up to `epoch` (those the checkpoint has seen). A torn line
+    is dropped, not a failure."""
+    if path.exists():
+        rows = [line for line, row in _parsed(path) if row.get("epoch", epoch + 1) <= epoch]
+        write_text(path, "".join(r + "\n" for r in rows))
 
 
 def read_log(path: Path) -> List[dict]:
     """The rows of log.jsonl that parse (a torn line is skipped)."""
-    rows = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return [r for r in rows if isinstance(r, dict)]
+    return [row for _, row in _parsed(path)]
 
 
 def remove_stale(run: RunDir) -> None:
