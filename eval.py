@@ -6,6 +6,8 @@
     python eval.py RUN_DIR --far 0.01,0.001      # thresholds for target false accept rates,
                                                  # chosen on the run's validation pairs
     python eval.py RUN_DIR_OR_EXPORT_DIR --episode-file data/omniglot/runs   # fixed episodes
+    python eval.py RUN_DIR_OR_EXPORT_DIR --retrieval --root DIR     # leave-one-out retrieval
+    python eval.py RUN_DIR --open-set --classes test [--shots K]    # gallery / probe protocol
 
 The model, its preprocessing, distance and threshold come from the export's model.json.
 """
@@ -65,6 +67,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--plot-embeddings", action="store_true",
                    help="embeddings.png: a 2-D map (PCA; t-SNE/UMAP when installed) of the "
                         "images of the class folders under --root")
+    p.add_argument("--retrieval", action="store_true",
+                   help="every image of the class folders under --root queries all the others: "
+                        "Precision@1, Recall@1,2,4,8, R-Precision, MAP@R")
+    p.add_argument("--open-set", action="store_true",
+                   help="enroll --shots images of each identity not held back; probe with their "
+                        "other images and with held-back identities: rank-1, DIR@FAR, CMC")
+    p.add_argument("--unknown-fraction", type=float, default=0.5,
+                   help="--open-set: share of the identities held back from the gallery")
+    p.add_argument("--index", choices=("auto", "exact", "flat", "ivf", "hnsw"), default="auto",
+                   help="nearest-neighbour search for --retrieval / --open-set (FAISS for "
+                        "flat, ivf, hnsw)")
     p.add_argument("--allow-outside-root", action="store_true",
                    help="accept pair-file paths that leave --root (absolute, or with ..)")
     return p.parse_args(argv)
@@ -79,6 +92,8 @@ def main(argv=None) -> int:
         setup_logging()
         if args.shots < 1 or args.episodes < 1:
             raise UserError("--shots and --episodes must be at least 1")
+        if not 0.0 < args.unknown_fraction < 1.0:
+            raise UserError("--unknown-fraction must be in (0, 1)")
         from siamese.eval.present import format_table, write_outputs
         from siamese.eval.report import Request, evaluate
 
@@ -87,6 +102,8 @@ def main(argv=None) -> int:
                           val_pairs=args.val_pairs, classes=args.classes,
                           allow_outside=args.allow_outside_root,
                           episode_file=args.episode_file, plot_embeddings=args.plot_embeddings,
+                          retrieval=args.retrieval, open_set=args.open_set,
+                          unknown_fraction=args.unknown_fraction, index=args.index,
                           progress=sys.stderr.isatty())
         report, pictures, model = evaluate(args.target, request)
         out = args.out or args.target / "eval.json"

@@ -9,6 +9,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from ..data.folder import scan_folder
+from ..errors import UserError
 from .plots import _pyplot, save
 
 
@@ -65,3 +67,17 @@ def plot_map(path: Path, points: Dict[str, np.ndarray], labels: np.ndarray,
     fig.tight_layout()
     save(fig, path)
     plt.close(fig)
+
+
+def embedding_map(model, root: Path, seed: int, progress: bool,
+                  limit: int = 2000) -> tuple:
+    """(2-D points per method, labels, class names, images) of up to `limit` images of the
+    class folders under `root` (a seeded sample), for embeddings.png."""
+    if not model.comparator.embeds:
+        raise UserError("--plot-embeddings: a two-channel pair scorer has no embeddings")
+    folder = scan_folder(root)
+    pick = np.sort(np.random.default_rng(seed).choice(
+        len(folder.paths), min(limit, len(folder.paths)), replace=False))
+    images = model.load_files(root, [folder.paths[i] for i in pick], progress)
+    emb = model.comparator.embed_side(images, "left", progress)
+    return maps(emb, seed), folder.labels[pick], list(folder.classes), images

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..formats.atomic import write_json
 from .embedmap import plot_map
+from .idplots import plot_cmc, plot_dir_far
 from .metrics import eer
 from .mistakes import plot_mistakes
 from .plots import plot_roc, plot_scores, safely
@@ -36,7 +37,26 @@ def write_outputs(report: dict, pictures: dict, model: Model, out: Path) -> None
                unit, f"{name}: threshold from {report['threshold_source']}")
         safely(out.parent / "mistakes.png", plot_mistakes, root, left, right, scores, labels,
                report["threshold"], spec["higher_is_similar"])
+    _identification_pictures(report, pictures, out.parent)
     write_json(out, report)
+
+
+def _identification_pictures(report: dict, pictures: dict, folder: Path) -> None:
+    """cmc.png (retrieval and/or open-set identification by rank) and dir_far.png."""
+    curves = {}
+    if "retrieval" in pictures:
+        curves["retrieval (leave-one-out), recall@k"] = pictures["retrieval"]
+    if "open_set" in pictures:
+        cmc, (far, dir_) = pictures["open_set"]
+        curves["open set: genuine probes, CMC"] = cmc
+        o = report["open_set"]
+        if safely(folder / "dir_far.png", plot_dir_far, far, dir_, o["n_impostor"],
+                  f"open set: {o['n_enrolled']} enrolled, {o['n_unknown']} unknown identities"):
+            o["plot"] = str(folder / "dir_far.png")
+    if curves and safely(folder / "cmc.png", plot_cmc, curves, "identification by rank"):
+        for key in ("retrieval", "open_set"):
+            if key in report:
+                report[key]["cmc_plot"] = str(folder / "cmc.png")
 
 
 def format_table(report: dict) -> str:
@@ -72,6 +92,29 @@ def format_table(report: dict) -> str:
                      f"accuracy {e['mean_accuracy']:.4f} (error {e['error_rate']:.4f}, 95% CI "
                      f"{e['ci95'][0]:.4f}-{e['ci95'][1]:.4f}, per episode sd "
                      f"{e['std_accuracy']:.4f})"))
+    rows += _identification_rows(report)
     rows.append(("seconds", f"{report['seconds']:.1f}"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _identification_rows(report: dict) -> list:
+    rows = []
+    r = report.get("retrieval")
+    if r:
+        recall = ", ".join(f"R@{k} {v:.4f}" for k, v in r["recall_at_k"].items())
+        rows += [(f"retrieval ({r['n_queries']} queries, {r['classes']} classes)",
+                  f"P@1 {r['precision_at_1']:.4f}, {recall}"),
+                 ("R-Precision / MAP@R", f"{r['r_precision']:.4f} / {r['map_at_r']:.4f}")]
+    o = report.get("open_set")
+    if o:
+        rows.append((f"open set ({o['n_enrolled']} enrolled x {o['shots']} shots, "
+                     f"{o['n_unknown']} unknown)", f"rank-1 {o['rank1']:.4f} "
+                                                   f"({o['n_genuine']} genuine, "
+                                                   f"{o['n_impostor']} impostor probes)"))
+        rows += [(f"DIR @ FAR {f}", f"{d['dir']:.4f} (threshold {d['threshold']:.4f}, FAR "
+                                    f"{d['far']:.4f})") for f, d in o["dir_at_far"].items()]
+        t = o["at_threshold"]
+        rows.append(("DIR / FAR at the export's threshold",
+                     f"{t['dir']:.4f} / {t['far']:.4f} (threshold {t['threshold']:.4f})"))
+    return rows

@@ -14,17 +14,17 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..config import read_yaml
-from ..data.folder import scan_folder
 from ..data.images import load_images
 from ..data.pairfiles import read_pair_file
 from ..errors import UserError, no_pairs_run
 from ..formats.bundle import META
-from ..formats.pairsets import image_digests, read_digests, read_split_classes
+from ..formats.pairsets import image_digests, read_digests
 from ..formats.preprocess import CHANNELS
 from ..formats.rundir import RunDir
 from .comparator import Comparator, open_comparator, score_pair_list
-from .embedmap import maps
+from .embedmap import embedding_map
 from .episodes import read_episodes, score_episodes
+from .identification import open_set_report, retrieval_report, select_classes
 from .metrics import (
     best_threshold,
     far_threshold,
@@ -172,17 +172,7 @@ def n_way_report(model: Model, root: Path, ways: List[int], shots: int, episodes
         its pairs/split.csv); "val" or "test" (only the run's validation or test classes of a
         data.split: class run: choose on "val", report "test").
     """
-    folder = scan_folder(root)
-    keep = np.arange(len(folder.paths))
-    names = list(folder.classes)
-    if classes != "all":
-        if model.run_dir is None:
-            raise UserError(f"--classes {classes}: needs a run directory (its pairs/split.csv)")
-        split = read_split_classes(RunDir(model.run_dir).split_file)
-        wanted = (set(folder.classes) - split["train"]) if classes == "unseen" else \
-            split[classes] - split["train"]
-        names = [c for c in folder.classes if c in wanted]
-        keep = np.flatnonzero([folder.classes[c] in wanted for c in folder.labels])
+    folder, keep, names = select_classes(root, model.run_dir, classes)
     if max(ways) > len(names):
         raise UserError(f"--n-way {max(ways)}: {root} has only {len(names)} "
                         f"{'' if classes == 'all' else classes + ' '}classes")
@@ -211,6 +201,10 @@ class Request:
     allow_outside: bool = False
     episode_file: Optional[Path] = None
     plot_embeddings: bool = False
+    retrieval: bool = False
+    open_set: bool = False
+    unknown_fraction: float = 0.5
+    index: str = "auto"
     progress: bool = False
 
 
@@ -218,14 +212,15 @@ def _defaults(model: Model, target: Path, r: Request) -> Request:
     """The request with the run directory's defaults filled in, checked."""
     if r.root is None and model.run_dir is not None:
         r.root = run_data_root(model.run_dir)
-    if r.pairs is None and not r.ways and r.episode_file is None and not r.plot_embeddings:
+    folders = r.ways or r.plot_embeddings or r.retrieval or r.open_set
+    if r.pairs is None and not folders and r.episode_file is None:
         if model.run_dir is None:
             raise UserError(f"{target}: an export directory needs --pairs FILE, --n-way N or "
                             f"--episode-file")
         r.pairs = RunDir(model.run_dir).pair_file("test")
-    if r.root is None and (r.pairs is not None or r.ways or r.plot_embeddings):
+    if r.root is None and (r.pairs is not None or folders):
         raise UserError("--root: needed to find the images of --pairs / --n-way / "
-                        "--plot-embeddings")
+                        "--retrieval / --open-set / --plot-embeddings")
     if r.fars and r.val_pairs is None:
         if model.run_dir is None:
             raise UserError("--far: an export directory needs --val-pairs FILE to choose the "
@@ -264,6 +259,13 @@ def evaluate(target: Path, request: Request) -> tuple:
                                        r.seed, r.progress, r.classes)
     if r.episode_file is not None:
         report["episode_file"] = episodes_report(model, r)
+    if r.retrieval:
+        report["retrieval"], pictures["retrieval"] = retrieval_report(
+            model, Path(r.root), r.classes, r.progress, r.index)
+    if r.open_set:
+        report["open_set"], pictures["open_set"] = open_set_report(
+            model, Path(r.root), r.classes, r.shots, r.unknown_fraction, r.seed, r.progress,
+            r.index)
     if r.plot_embeddings:
         pictures["map"] = embedding_map(model, Path(r.root), r.seed, r.progress)
     report["seconds"] = time.perf_counter() - start
@@ -280,17 +282,3 @@ def episodes_report(model: Model, r: Request) -> dict:
                          model.meta["score"]["higher_is_similar"])
     return dict(out, source=str(r.episode_file), root=str(root),
                 rule="nearest support image under the model's score")
-
-
-def embedding_map(model: Model, root: Path, seed: int, progress: bool,
-                  limit: int = 2000) -> tuple:
-    """(2-D points per method, labels, class names, images) of up to `limit` images of the
-    class folders under `root` (a seeded sample), for embeddings.png."""
-    if not model.comparator.embeds:
-        raise UserError("--plot-embeddings: a two-channel pair scorer has no embeddings")
-    folder = scan_folder(root)
-    pick = np.sort(np.random.default_rng(seed).choice(
-        len(folder.paths), min(limit, len(folder.paths)), replace=False))
-    images = model.load_files(root, [folder.paths[i] for i in pick], progress)
-    emb = model.comparator.embed_side(images, "left", progress)
-    return maps(emb, seed), folder.labels[pick], list(folder.classes), images

@@ -12,6 +12,7 @@ siamese.export; here is the format itself: names, reading model.json, loading on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -76,6 +77,17 @@ def read_meta(export_dir: Path) -> dict:
         if not (export_dir / name).is_file():
             raise UserError(f"{export_dir / name}: missing from the export")
     return meta
+
+
+def fingerprint(export_dir: Path, meta: dict) -> str:
+    """A hex digest of what makes an export's embeddings: its network files (bytes) and how it
+    preprocesses an image. Re-exporting with another threshold keeps it; other weights change it."""
+    h = hashlib.sha256()
+    for key in sorted(meta["files"]):
+        h.update(key.encode())
+        h.update(hashlib.sha256((Path(export_dir) / meta["files"][key]).read_bytes()).digest())
+    h.update(json.dumps([meta["input"], meta["preprocess"]], sort_keys=True).encode())
+    return h.hexdigest()
 
 
 def load_symbol(export_dir: Path, role: str, inputs: List[str],

@@ -18,6 +18,7 @@ from siamese.config import from_dict
 from siamese.data.views import blur, invert
 from siamese.errors import UserError
 from siamese.eval.comparator import open_comparator
+from siamese.gallery import main as gallery_main
 from siamese.models.branches import MLP, ConvNet
 from siamese.models.sharing import build_pseudo_siamese, format_sharing_map, matches, sharing_map
 from siamese.predict import main as predict_main
@@ -236,6 +237,21 @@ def test_each_architecture_trains_exports_reloads_and_evaluates(tmp_path, arch, 
     code = predict_main([str(run_dir / "export"), "--embed", str(root), "--out",
                          str(tmp_path / "e.npz"), "--side", "right"])
     assert code == (2 if kind == "pair_scorer" else 0)
+    # Identification: a gallery (probes through the other network of a pseudo-siamese export;
+    # a pair scorer has no embeddings to enroll), retrieval and the open-set protocol.
+    g = tmp_path / "g.npz"
+    code = gallery_main(["build", str(run_dir / "export"), str(root), "--out", str(g)])
+    assert code == (2 if kind == "pair_scorer" else 0)
+    assert eval_cli.main([str(run_dir), "--retrieval", "--open-set", "--shots", "2", "--root",
+                          str(root), "--out", str(out)]) == (2 if kind == "pair_scorer" else 0)
+    if kind != "pair_scorer":
+        capsys.readouterr()
+        assert gallery_main(["query", str(g), str(a), "--json"]) == 0
+        top = json.loads(capsys.readouterr().out)[0]["top"]
+        pairs = comparator.score(images[[1]], [0], [0])[0]  # b on both sides, as a pair
+        assert len(top) == 4 and top[0]["score"] <= pairs + 1e-6 or kind != "branch"
+        report = json.loads(out.read_text())
+        assert report["retrieval"]["n_queries"] == 40 and report["open_set"]["n_enrolled"] == 2
 
 
 @pytest.mark.slow

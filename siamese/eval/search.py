@@ -1,0 +1,169 @@
+"""Nearest-neighbour search over embeddings under an export's score: exact in numpy, or an index
+of FAISS (`faiss-cpu`, the optional extra `faiss`): flat (exact), IVF or HNSW (approximate).
+
+Every index answers `search(queries, k)` with similarities (higher = more alike: the score
+itself, or minus a distance) and gallery row ids, best first. The k found are then re-scored
+with siamese.eval.scoring, the one scoring path of evaluation and predict, so a reported score
+is exactly what `python -m siamese.predict` says for that pair; the index only chooses them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Dict, Tuple
+
+import numpy as np
+
+from ..errors import UserError
+from .scoring import score_pairs
+
+log = logging.getLogger(__name__)
+
+try:  # optional: pip install 'siamese[faiss]'
+    import faiss
+except ImportError:  # pragma: no cover - depends on the machine
+    faiss = None
+
+EXACT_LIMIT = 50_000  # `auto` searches exactly up to this many gallery vectors, then HNSW
+CHUNK = 4096  # gallery rows scored at once by the exact search
+
+
+def similarity(spec: dict, scores: np.ndarray) -> np.ndarray:
+    """Scores in model.json units -> similarities (higher = more alike)."""
+    return scores if spec["higher_is_similar"] else -scores
+
+
+def to_score(spec: dict, sim: np.ndarray) -> np.ndarray:
+    """Similarities -> scores in model.json units (the inverse of `similarity`)."""
+    return sim if spec["higher_is_similar"] else -sim
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def sim_matrix(spec: dict, q: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """(Q, G) similarities of every query row to every gallery row, float32."""
+    if spec["name"] == "euclidean":
+        d2 = (q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2.0 * q @ g.T
+        return -np.sqrt(np.maximum(d2, 0.0))
+    if spec["name"] == "cosine":
+        return _unit(q) @ _unit(g).T - 1.0
+    rows = np.repeat(np.arange(len(q)), len(g))  # any other score (a logistic head): pairwise
+    return similarity(spec, score_pairs(spec, q[rows], np.tile(g, (len(q), 1)))).reshape(
+        len(q), len(g))
+
+
+def _top(sim: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The k best columns of each row of sim, best first: (values, column ids)."""
+    k = min(k, sim.shape[1])
+    part = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < sim.shape[1] else \
+        np.tile(np.arange(sim.shape[1]), (len(sim), 1))
+    vals = np.take_along_axis(sim, part, 1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(vals, order, 1), np.take_along_axis(part, order, 1)
+
+
+class ExactIndex:
+    """Every query scored against every gallery row, in chunks of CHUNK rows; no dependency."""
+
+    kind = "exact"
+
+    def __init__(self, vectors: np.ndarray, spec: dict):
+        self.vectors, self.spec = np.asarray(vectors, np.float32), spec
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def candidates(self, queries: np.ndarray, k: int) -> np.ndarray:
+        best_v = np.zeros((len(queries), 0), np.float32)  # the running k best of each query
+        best_i = np.zeros((len(queries), 0), np.int64)
+        for s in range(0, len(self.vectors), CHUNK):
+            v, i = _top(sim_matrix(self.spec, queries, self.vectors[s:s + CHUNK]), k)
+            v, i = np.concatenate([best_v, v], 1), np.concatenate([best_i, i + s], 1)
+            best_v, pick = _top(v, k)
+            best_i = np.take_along_axis(i, pick, 1)
+        return best_i
+
+
+class FaissIndex:
+    """A FAISS index: `flat` (exact), `ivf` (inverted lists, nprobe searched) or `hnsw` (graph).
+
+    Euclidean searches L2; cosine searches inner products of unit vectors. Other scores (a
+    logistic head) have no FAISS metric: use the exact search.
+    """
+
+    def __init__(self, vectors: np.ndarray, spec: dict, kind: str, nprobe: int = 16,
+                 ef_search: int = 128):
+        if faiss is None:
+            raise UserError(f"--index {kind}: needs FAISS (pip install 'siamese[faiss]'); "
+                            f"--index exact needs nothing")
+        if spec["name"] not in ("euclidean", "cosine"):
+            raise UserError(f"--index {kind}: FAISS has no metric for score {spec['name']!r}; "
+                            f"use --index exact")
+        self.kind, self.spec = kind, spec
+        x = self._prepare(vectors)
+        n, dim = x.shape
+        metric = faiss.METRIC_L2 if spec["name"] == "euclidean" else faiss.METRIC_INNER_PRODUCT
+        if kind == "flat":
+            self.index = faiss.IndexFlat(dim, metric)
+        elif kind == "hnsw":
+            self.index = faiss.IndexHNSWFlat(dim, 32, metric)
+            self.index.hnsw.efSearch = ef_search
+        else:
+            nlist = int(max(1, min(4 * np.sqrt(n), n // 39)))  # FAISS wants >= 39 points a list
+            self.index = faiss.IndexIVFFlat(faiss.IndexFlat(dim, metric), dim, nlist, metric)
+            self.index.train(x[np.random.default_rng(0).permutation(n)[:256 * nlist]])
+            self.index.nprobe = min(nprobe, nlist)
+        self.index.add(x)
+
+    def _prepare(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, np.float32)
+        return np.ascontiguousarray(_unit(x), np.float32) if self.spec["name"] == "cosine" else x
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def candidates(self, queries: np.ndarray, k: int) -> np.ndarray:
+        _, ids = self.index.search(self._prepare(queries), min(k, len(self)))
+        return ids.astype(np.int64)
+
+
+KINDS: Dict[str, Callable] = {
+    "exact": lambda v, spec: ExactIndex(v, spec),
+    "flat": lambda v, spec: FaissIndex(v, spec, "flat"),
+    "ivf": lambda v, spec: FaissIndex(v, spec, "ivf"),
+    "hnsw": lambda v, spec: FaissIndex(v, spec, "hnsw"),
+}
+
+
+def build_index(vectors: np.ndarray, spec: dict, kind: str = "auto"):
+    """An index over gallery vectors (N, E). `auto`: exact up to EXACT_LIMIT vectors, HNSW
+    above when FAISS is installed (exact otherwise, with a warning)."""
+    if kind == "auto":
+        kind = "exact"
+        if len(vectors) > EXACT_LIMIT and spec["name"] in ("euclidean", "cosine"):
+            if faiss is None:
+                log.warning("%d gallery vectors: exact search (pip install 'siamese[faiss]' "
+                            "for an HNSW index)", len(vectors))
+            else:
+                kind = "hnsw"
+    if kind not in KINDS:
+        raise UserError(f"--index: unknown {kind!r} (valid: auto, {', '.join(KINDS)})")
+    return KINDS[kind](vectors, spec)
+
+
+def search(index, vectors: np.ndarray, spec: dict, queries: np.ndarray,
+           k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(similarities (Q, k), gallery ids (Q, k)) of the k best gallery rows per query, best
+    first, re-scored exactly; ids are -1 (similarity -inf) where the index found fewer."""
+    queries = np.asarray(queries, np.float32)
+    ids = index.candidates(queries, k)
+    valid = ids >= 0
+    rows = np.repeat(np.arange(len(queries)), ids.shape[1])
+    sim = similarity(spec, score_pairs(spec, queries[rows], vectors[np.maximum(ids, 0)].reshape(
+        -1, vectors.shape[1]))).reshape(ids.shape).astype(np.float64)
+    sim[~valid] = -np.inf
+    order = np.argsort(-sim, axis=1, kind="stable")
+    ids = np.where(valid, ids, -1)
+    return np.take_along_axis(sim, order, 1), np.take_along_axis(ids, order, 1)

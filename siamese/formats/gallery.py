@@ -1,0 +1,101 @@
+"""The gallery file: enrolled identities embedded by one export, for identification.
+
+One `.npz` file (written atomically, read with allow_pickle=False):
+    embeddings  float32 (N, E)  one row per enrolled image
+    labels      int64 (N,)      index into identities
+    identities  str (M,)        identity names (the class folder names)
+    paths       str (N,)        the enrolled image files
+    digests     str (N,)        SHA-1 of each file's bytes (the same file is never enrolled twice)
+    header      str ()          JSON: format, the export (directory and fingerprint), the side
+                                embedded, embedding size, open-set calibrations, and a checksum of
+                                the arrays above, so a damaged file is refused, never searched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+from ..errors import UserError
+from .atomic import write_bytes
+
+FORMAT = "siamese-gallery/1"
+ARRAYS = ("embeddings", "labels", "identities", "paths", "digests")
+
+
+@dataclass
+class Gallery:
+    """Enrolled images of an export. `header` holds format, export {dir, fingerprint}, side,
+    embedding_size and calibration {far: {...}}; `identities[labels[i]]` names row i."""
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    identities: List[str]
+    paths: List[str]
+    digests: List[str]
+    header: Dict[str, object] = field(default_factory=dict)
+
+    def arrays(self) -> Dict[str, np.ndarray]:
+        return {"embeddings": np.asarray(self.embeddings, np.float32).reshape(
+                    len(self.paths), -1),
+                "labels": np.asarray(self.labels, np.int64),
+                "identities": np.asarray(self.identities, dtype=str),
+                "paths": np.asarray(self.paths, dtype=str),
+                "digests": np.asarray(self.digests, dtype=str)}
+
+    def counts(self) -> Dict[str, int]:
+        """Enrolled images per identity."""
+        n = np.bincount(np.asarray(self.labels, np.int64), minlength=len(self.identities))
+        return {name: int(c) for name, c in zip(self.identities, n)}
+
+
+def checksum(arrays: Dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for key in ARRAYS:
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def write_gallery(path: Path, gallery: Gallery) -> None:
+    """Write the gallery atomically (a crash leaves the old file or the new one)."""
+    arrays = gallery.arrays()
+    header = dict(gallery.header, format=FORMAT, checksum=checksum(arrays),
+                  images=len(gallery.paths), n_identities=len(gallery.identities))
+    buf = io.BytesIO()
+    np.savez(buf, header=np.asarray(json.dumps(header, sort_keys=True)), **arrays)
+    write_bytes(Path(path), buf.getvalue(), sync=True, what="write the gallery",
+                keeps="the gallery is unchanged")
+
+
+def read_gallery(path: Path) -> Gallery:
+    """The gallery at `path`; UserError naming it when it is missing, not a gallery, or
+    damaged (its arrays no longer match the checksum written with them)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such gallery file (make one with python -m siamese.gallery "
+                        f"build EXPORT_DIR IMAGE_DIR --out {path})")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(str(z["header"]))
+            arrays = {k: z[k] for k in ARRAYS}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+        raise UserError(f"{path}: damaged or not a gallery file ({type(e).__name__}: "
+                        f"{str(e)[:80]})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise UserError(f"{path}: not a {FORMAT} file (format {header.get('format')!r})"
+                        if isinstance(header, dict) else f"{path}: not a gallery file")
+    if checksum(arrays) != header.get("checksum"):
+        raise UserError(f"{path}: damaged gallery (its arrays do not match their checksum); "
+                        f"build it again")
+    return Gallery(arrays["embeddings"], arrays["labels"], [str(s) for s in arrays["identities"]],
+                   [str(s) for s in arrays["paths"]], [str(s) for s in arrays["digests"]],
+                   header)

@@ -1,0 +1,235 @@
+"""Identification: enroll identities once, then ask of each new image "which one, or none?".
+
+    python -m siamese.gallery build EXPORT_DIR IMAGE_DIR --out GALLERY   # one folder per identity
+    python -m siamese.gallery add GALLERY IMAGE_DIR          # more images or new identities
+    python -m siamese.gallery remove GALLERY NAME [NAME ...] # drop identities
+    python -m siamese.gallery info GALLERY
+    python -m siamese.gallery query GALLERY IMAGE... [--top-k 5] [--far RATE] [--json]
+    python -m siamese.gallery calibrate GALLERY --probes DIR --far 0.01[,0.001]
+    python -m siamese.gallery bench [--size 1000000] [--quick]   # search speed, random vectors
+
+A gallery holds the embeddings of one export and its fingerprint: another export is refused.
+A probe is `unknown` when its best identity's score is beyond the threshold: the export's own
+(model.json) by default, or with --far one calibrated on probes of enrolled identities and of
+identities not enrolled. Search is exact up to 50,000 enrolled images, then an HNSW index of
+FAISS (pip install 'siamese[faiss]'); --index chooses (exact, flat, ivf, hnsw).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .cli import run, setup_logging
+from .data.folder import scan_folder
+from .errors import UserError
+from .eval.enroll import (
+    add_to,
+    build_gallery,
+    embed_files,
+    file_digest,
+    open_for_gallery,
+    open_gallery_export,
+    remove_from,
+)
+from .eval.identify import (
+    calibrate,
+    calibration_threshold,
+    decisions,
+    rank_identities,
+    split_probes,
+)
+from .eval.search import KINDS, build_index
+from .formats.gallery import read_gallery, write_gallery
+from .searchbench import main as bench_main
+
+
+def _rates(text: str) -> list:
+    try:
+        rates = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected rates like 0.01,0.001, got {text!r}") \
+            from None
+    if not rates or not all(0.0 < r < 1.0 for r in rates):
+        raise argparse.ArgumentTypeError(f"each rate must be in (0, 1), got {text!r}")
+    return rates
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m siamese.gallery", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="embed every image of the class folders into a gallery")
+    b.add_argument("export_dir", type=Path)
+    b.add_argument("image_dir", type=Path)
+    b.add_argument("--out", type=Path, required=True, help="the gallery file to write")
+    b.add_argument("--side", choices=("left", "right"), default="left",
+                   help="the network enrolled images go through (pseudo-siamese exports); "
+                        "probes go through the other one")
+    a = sub.add_parser("add", help="enroll more images or new identities")
+    a.add_argument("gallery", type=Path)
+    a.add_argument("image_dir", type=Path)
+    r = sub.add_parser("remove", help="drop identities")
+    r.add_argument("gallery", type=Path)
+    r.add_argument("names", nargs="+")
+    i = sub.add_parser("info", help="what a gallery holds")
+    i.add_argument("gallery", type=Path)
+    q = sub.add_parser("query", help="the ranked identities of each image, and the decision")
+    q.add_argument("gallery", type=Path)
+    q.add_argument("images", type=Path, nargs="+")
+    q.add_argument("--top-k", type=int, default=5)
+    q.add_argument("--far", type=float, help="use the threshold calibrated for this rate")
+    q.add_argument("--json", action="store_true")
+    c = sub.add_parser("calibrate", help="open-set thresholds for false-alarm rates")
+    c.add_argument("gallery", type=Path)
+    c.add_argument("--probes", type=Path, required=True,
+                   help="class folders: of enrolled identities (other images than enrolled) "
+                        "and of identities not enrolled")
+    c.add_argument("--far", type=_rates, required=True, metavar="RATE[,RATE...]")
+    for s in (a, q, c):
+        s.add_argument("--export", type=Path, help="the gallery's export, moved (the same "
+                                                   "network: its fingerprint is checked)")
+    for s in (q, c):
+        s.add_argument("--index", choices=("auto", *KINDS), default="auto")
+    bench = sub.add_parser("bench", help="search speed and recall on random unit vectors")
+    bench.add_argument("--size", type=int, default=1_000_000)
+    bench.add_argument("--dim", type=int, default=64)
+    bench.add_argument("--queries", type=int, default=1000)
+    bench.add_argument("--quick", action="store_true", help="100,000 vectors, fewer queries")
+    bench.add_argument("--out", type=Path, help="also write the figures as JSON")
+    return p.parse_args(argv)
+
+
+def cmd_build(args) -> int:
+    comparator, meta, _ = open_for_gallery(args.export_dir)
+    gallery = build_gallery(comparator, meta, args.export_dir, args.image_dir, args.side,
+                            sys.stderr.isatty())
+    write_gallery(args.out, gallery)
+    print(f"{args.out}: {len(gallery.paths)} images of {len(gallery.identities)} identities, "
+          f"embedded by {args.export_dir}")
+    return 0
+
+
+def cmd_add(args) -> int:
+    gallery = read_gallery(args.gallery)
+    comparator, meta, _ = open_gallery_export(gallery, args.gallery, args.export)
+    gallery, added = add_to(gallery, comparator, meta, args.image_dir, sys.stderr.isatty())
+    write_gallery(args.gallery, gallery)
+    print(f"{args.gallery}: {added} images added; {len(gallery.paths)} images of "
+          f"{len(gallery.identities)} identities")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    gallery = remove_from(read_gallery(args.gallery), args.names, args.gallery)
+    write_gallery(args.gallery, gallery)
+    print(f"{args.gallery}: removed {', '.join(args.names)}; {len(gallery.paths)} images of "
+          f"{len(gallery.identities)} identities")
+    return 0
+
+
+def cmd_info(args) -> int:
+    g = read_gallery(args.gallery)
+    info = {k: v for k, v in g.header.items() if k != "checksum"}
+    info["images_per_identity"] = g.counts()
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def _probes(args, gallery, comparator, meta, files):
+    """Embeddings of probe files on the side opposite the gallery's (the same side when both
+    sides share one network), and the indices of the readable ones."""
+    side = gallery.header["side"]
+    if not comparator.same_embedding:
+        side = "right" if side == "left" else "left"
+    return embed_files(comparator, meta, files, side, sys.stderr.isatty())
+
+
+def cmd_query(args) -> int:
+    if args.top_k < 1:
+        raise UserError("--top-k must be at least 1")
+    gallery = read_gallery(args.gallery)
+    comparator, meta, export_dir = open_gallery_export(gallery, args.gallery, args.export)
+    spec = meta["score"]
+    if args.far is None:
+        threshold, source = float(spec["threshold"]), f"{export_dir}/model.json"
+    else:
+        threshold = calibration_threshold(gallery.header.get("calibration"), args.far,
+                                          str(args.gallery))
+        source = f"calibrated for FAR {args.far:g}"
+    for f in args.images:
+        if not f.is_file():
+            raise UserError(f"{f}: no such image file")
+    emb, kept = _probes(args, gallery, comparator, meta, args.images)
+    if len(kept) < len(args.images):
+        raise UserError(f"{args.images[min(set(range(len(args.images))) - set(kept))]}: "
+                        f"cannot read image")
+    index = build_index(gallery.embeddings, spec, args.index)
+    ranked = rank_identities(index, gallery.embeddings, gallery.labels, spec, emb, args.top_k)
+    out = [dict(d, image=str(f), threshold=threshold, threshold_source=source)
+           for f, d in zip(args.images, decisions(ranked, gallery.identities, spec, threshold))]
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    for d in out:
+        top = ", ".join(f"{t['identity']} {t['score']:.4f}" for t in d["top"])
+        verdict = d["identity"] if d["known"] else \
+            f"unknown (best {d['best']['identity']} at {d['best']['score']:.4f})"
+        print(f"{d['image']}: {verdict}  [threshold {threshold:.4f}, {source}]  top: {top}")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    gallery = read_gallery(args.gallery)
+    comparator, meta, _ = open_gallery_export(gallery, args.gallery, args.export)
+    spec = meta["score"]
+    folder = scan_folder(args.probes)
+    files = [args.probes / p for p in folder.paths]
+    enrolled = set(gallery.digests)
+    fresh = [i for i, f in enumerate(files) if file_digest(f) not in enrolled]
+    if len(fresh) < len(files):
+        print(f"{len(files) - len(fresh)} probe image(s) are enrolled images: left out",
+              file=sys.stderr)
+    emb, kept = _probes(args, gallery, comparator, meta, [files[i] for i in fresh])
+    names = [folder.classes[folder.labels[fresh[k]]] for k in kept]
+    truth = split_probes(names, gallery.identities)
+    index = build_index(gallery.embeddings, spec, args.index)
+    ranked = rank_identities(index, gallery.embeddings, gallery.labels, spec, emb, 1)
+    gen, imp = truth >= 0, truth < 0
+    pick = lambda m: type(ranked)(ranked.ids[m], ranked.sim[m])  # noqa: E731
+    found = calibrate(pick(gen), truth[gen], pick(imp), spec, args.far)
+    for far, c in found.items():
+        c["probes"] = str(args.probes)
+        if c["n_impostor"] * float(far) < 1:
+            print(f"FAR {far}: {c['n_impostor']} impostor probes cannot measure it; the "
+                  f"threshold admits none of them", file=sys.stderr)
+    gallery.header["calibration"] = dict(gallery.header.get("calibration") or {}, **found)
+    write_gallery(args.gallery, gallery)
+    for far, c in found.items():
+        print(f"FAR {far}: threshold {c['threshold']:.4f}  (on these probes: FAR {c['far']:.4f}, "
+              f"DIR {c['dir']:.4f}; {c['n_genuine']} genuine, {c['n_impostor']} impostor)")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    return bench_main(args)
+
+
+COMMANDS = {"build": cmd_build, "add": cmd_add, "remove": cmd_remove, "info": cmd_info,
+            "query": cmd_query, "calibrate": cmd_calibrate, "bench": cmd_bench}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def body() -> int:
+        setup_logging()
+        return COMMANDS[args.command](args)
+
+    return run(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
