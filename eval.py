@@ -109,8 +109,10 @@ def main(argv=None) -> int:
         out = args.out or args.target / "eval.json"
         write_outputs(report, pictures, model, out)
         print(format_table(report))
-        drawn = "  plots: roc.png, distances.png, mistakes.png beside it" \
-            if "pairs" in pictures else ""
+        drawn = [*(["roc.png", "distances.png", "mistakes.png"] if "pairs" in pictures else []),
+                 *(["cmc.png"] if {"retrieval", "open_set"} & set(pictures) else []),
+                 *(["dir_far.png"] if "open_set" in pictures else [])]
+        drawn = f"  plots: {', '.join(drawn)} beside it" if drawn else ""
         print(f"report: {out}{drawn}")
         return 0
 

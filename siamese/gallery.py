@@ -6,6 +6,7 @@
     python -m siamese.gallery info GALLERY
     python -m siamese.gallery query GALLERY IMAGE... [--top-k 5] [--far RATE] [--json]
     python -m siamese.gallery calibrate GALLERY --probes DIR --far 0.01[,0.001]
+    python -m siamese.gallery evaluate GALLERY --probes OTHER_DIR [--far 0.01]   # DIR, FAR
     python -m siamese.gallery bench [--size 1000000] [--quick]   # search speed, random vectors
 
 A gallery holds the embeddings of one export and its fingerprint: another export is refused.
@@ -22,6 +23,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .cli import run, setup_logging
 from .data.folder import scan_folder
 from .errors import UserError
@@ -34,14 +37,17 @@ from .eval.enroll import (
     open_gallery_export,
     remove_from,
 )
+from .eval.identification import CMC_RANKS
 from .eval.identify import (
+    Ranked,
     calibrate,
     calibration_threshold,
     decisions,
     rank_identities,
     split_probes,
 )
-from .eval.search import KINDS, build_index
+from .eval.retrieval import open_set_metrics
+from .eval.search import KINDS, build_index, similarity
 from .formats.gallery import read_gallery, write_gallery
 from .searchbench import main as bench_main
 
@@ -88,14 +94,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="class folders: of enrolled identities (other images than enrolled) "
                         "and of identities not enrolled")
     c.add_argument("--far", type=_rates, required=True, metavar="RATE[,RATE...]")
-    for s in (a, q, c):
+    e = sub.add_parser("evaluate", help="identification figures on held-out probes at the "
+                                        "threshold query uses")
+    e.add_argument("gallery", type=Path)
+    e.add_argument("--probes", type=Path, required=True,
+                   help="class folders, as for calibrate, but not the calibration probes")
+    e.add_argument("--far", type=float, help="the threshold calibrated for this rate")
+    e.add_argument("--json", action="store_true")
+    for s in (a, q, c, e):
         s.add_argument("--export", type=Path, help="the gallery's export, moved (the same "
                                                    "network: its fingerprint is checked)")
-    for s in (q, c):
+    for s in (q, c, e):
         s.add_argument("--index", choices=("auto", *KINDS), default="auto")
     bench = sub.add_parser("bench", help="search speed and recall on random unit vectors")
     bench.add_argument("--size", type=int, default=1_000_000)
-    bench.add_argument("--dim", type=int, default=64)
+    bench.add_argument("--dim", type=int, default=128, help="the schema's default embedding size")
     bench.add_argument("--queries", type=int, default=1000)
     bench.add_argument("--quick", action="store_true", help="100,000 vectors, fewer queries")
     bench.add_argument("--out", type=Path, help="also write the figures as JSON")
@@ -147,18 +160,23 @@ def _probes(args, gallery, comparator, meta, files):
     return embed_files(comparator, meta, files, side, sys.stderr.isatty())
 
 
+def _threshold(args, gallery, spec: dict, export_dir: Path) -> tuple:
+    """(threshold in model.json units, where it comes from): the export's, or with --far the
+    one calibrated for that rate."""
+    if args.far is None:
+        return float(spec["threshold"]), f"{export_dir}/model.json"
+    threshold = calibration_threshold(gallery.header.get("calibration"), args.far,
+                                      str(args.gallery))
+    return threshold, f"calibrated for FAR {args.far:g}"
+
+
 def cmd_query(args) -> int:
     if args.top_k < 1:
         raise UserError("--top-k must be at least 1")
     gallery = read_gallery(args.gallery)
     comparator, meta, export_dir = open_gallery_export(gallery, args.gallery, args.export)
     spec = meta["score"]
-    if args.far is None:
-        threshold, source = float(spec["threshold"]), f"{export_dir}/model.json"
-    else:
-        threshold = calibration_threshold(gallery.header.get("calibration"), args.far,
-                                          str(args.gallery))
-        source = f"calibrated for FAR {args.far:g}"
+    threshold, source = _threshold(args, gallery, spec, export_dir)
     for f in args.images:
         if not f.is_file():
             raise UserError(f"{f}: no such image file")
@@ -181,10 +199,9 @@ def cmd_query(args) -> int:
     return 0
 
 
-def cmd_calibrate(args) -> int:
-    gallery = read_gallery(args.gallery)
-    comparator, meta, _ = open_gallery_export(gallery, args.gallery, args.export)
-    spec = meta["score"]
+def _probe_set(args, gallery, comparator, meta: dict, top_k: int = 1) -> tuple:
+    """(Ranked, truth) of the class folders under --probes: truth is each probe's identity id
+    in the gallery, -1 for an identity not enrolled. Enrolled files are left out."""
     folder = scan_folder(args.probes)
     files = [args.probes / p for p in folder.paths]
     enrolled = set(gallery.digests)
@@ -193,15 +210,26 @@ def cmd_calibrate(args) -> int:
         print(f"{len(files) - len(fresh)} probe image(s) are enrolled images: left out",
               file=sys.stderr)
     emb, kept = _probes(args, gallery, comparator, meta, [files[i] for i in fresh])
-    names = [folder.classes[folder.labels[fresh[k]]] for k in kept]
-    truth = split_probes(names, gallery.identities)
-    index = build_index(gallery.embeddings, spec, args.index)
-    ranked = rank_identities(index, gallery.embeddings, gallery.labels, spec, emb, 1)
+    truth = split_probes([folder.classes[folder.labels[fresh[k]]] for k in kept],
+                         gallery.identities)
+    index = build_index(gallery.embeddings, meta["score"], args.index)
+    return rank_identities(index, gallery.embeddings, gallery.labels, meta["score"], emb,
+                           top_k), truth
+
+
+def _subset(ranked: Ranked, mask: np.ndarray) -> Ranked:
+    return Ranked(ranked.ids[mask], ranked.sim[mask])
+
+
+def cmd_calibrate(args) -> int:
+    gallery = read_gallery(args.gallery)
+    comparator, meta, _ = open_gallery_export(gallery, args.gallery, args.export)
+    ranked, truth = _probe_set(args, gallery, comparator, meta)
     gen, imp = truth >= 0, truth < 0
-    pick = lambda m: type(ranked)(ranked.ids[m], ranked.sim[m])  # noqa: E731
-    found = calibrate(pick(gen), truth[gen], pick(imp), spec, args.far)
+    found = calibrate(_subset(ranked, gen), truth[gen], _subset(ranked, imp), meta["score"],
+                      args.far)
     for far, c in found.items():
-        c["probes"] = str(args.probes)
+        c["probes"] = str(args.probes.resolve())
         if c["n_impostor"] * float(far) < 1:
             print(f"FAR {far}: {c['n_impostor']} impostor probes cannot measure it; the "
                   f"threshold admits none of them", file=sys.stderr)
@@ -213,12 +241,41 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    gallery = read_gallery(args.gallery)
+    comparator, meta, export_dir = open_gallery_export(gallery, args.gallery, args.export)
+    spec = meta["score"]
+    threshold, source = _threshold(args, gallery, spec, export_dir)
+    if args.far is not None and \
+            gallery.header["calibration"][str(args.far)]["probes"] == str(args.probes.resolve()):
+        raise UserError(f"--probes {args.probes}: the threshold for FAR {args.far:g} was "
+                        f"calibrated on these probes; score others (never the calibration set)")
+    ranked, truth = _probe_set(args, gallery, comparator, meta, CMC_RANKS)
+    gen, imp = truth >= 0, truth < 0
+    m = open_set_metrics(ranked.ids[gen], ranked.sim[gen], truth[gen], ranked.sim[imp, 0],
+                         (), similarity(spec, np.float64(threshold)), CMC_RANKS)
+    accepted = ranked.sim[gen, 0] >= similarity(spec, np.float64(threshold))
+    wrong = float((accepted & (ranked.ids[gen, 0] != truth[gen])).mean()) if gen.any() else 0.0
+    out = {"threshold": threshold, "threshold_source": source, "probes": str(args.probes),
+           "rank1": m["rank1"], "cmc": m["cmc"], "dir": m["at_threshold"]["dir"],
+           "far": m["at_threshold"]["far"], "misidentified": wrong,
+           "n_genuine": m["n_genuine"], "n_impostor": m["n_impostor"]}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"threshold {threshold:.4f} ({source}) on {out['n_genuine']} genuine and "
+          f"{out['n_impostor']} impostor probes:\n  DIR {out['dir']:.4f}  FAR {out['far']:.4f}  "
+          f"misidentified {wrong:.4f}  rank-1 {out['rank1']:.4f}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     return bench_main(args)
 
 
 COMMANDS = {"build": cmd_build, "add": cmd_add, "remove": cmd_remove, "info": cmd_info,
-            "query": cmd_query, "calibrate": cmd_calibrate, "bench": cmd_bench}
+            "query": cmd_query, "calibrate": cmd_calibrate, "evaluate": cmd_evaluate,
+            "bench": cmd_bench}
 
 
 def main(argv=None) -> int:

@@ -19,13 +19,15 @@ from .scoring import score_pairs
 
 log = logging.getLogger(__name__)
 
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # not "loading with AVX512" lines
 try:  # optional: pip install 'siamese[faiss]'
     import faiss
 except ImportError:  # pragma: no cover - depends on the machine
     faiss = None
 
 EXACT_LIMIT = 50_000  # `auto` searches exactly up to this many gallery vectors, then HNSW
-CHUNK = 4096  # gallery rows scored at once by the exact search
+CHUNK = 4096  # gallery rows scored at once by the exact search, at least
+BUDGET = 1 << 24  # ... or as many as keep a chunk's (queries, rows) scores to 16M numbers
 
 
 def similarity(spec: dict, scores: np.ndarray) -> np.ndarray:
@@ -65,12 +67,25 @@ def _top(sim: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
 
 
 class ExactIndex:
-    """Every query scored against every gallery row, in chunks of CHUNK rows; no dependency."""
+    """Every query scored against every gallery row, in chunks of CHUNK rows; no dependency.
+    What does not depend on the query (unit rows, squared norms) is computed once."""
 
     kind = "exact"
 
     def __init__(self, vectors: np.ndarray, spec: dict):
         self.vectors, self.spec = np.asarray(vectors, np.float32), spec
+        self.unit = _unit(self.vectors) if spec["name"] == "cosine" else None
+        self.norms = (self.vectors ** 2).sum(1) if spec["name"] == "euclidean" else None
+
+    def chunk_sim(self, queries: np.ndarray, s: int, e: int) -> np.ndarray:
+        """(Q, e - s) similarities of the queries to gallery rows s .. e."""
+        if self.unit is not None:
+            return _unit(queries) @ self.unit[s:e].T - 1.0
+        if self.norms is not None:
+            d2 = (queries ** 2).sum(1)[:, None] + self.norms[None, s:e] - \
+                2.0 * queries @ self.vectors[s:e].T
+            return -np.sqrt(np.maximum(d2, 0.0))
+        return sim_matrix(self.spec, queries, self.vectors[s:e])
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -78,8 +93,9 @@ class ExactIndex:
     def candidates(self, queries: np.ndarray, k: int) -> np.ndarray:
         best_v = np.zeros((len(queries), 0), np.float32)  # the running k best of each query
         best_i = np.zeros((len(queries), 0), np.int64)
-        for s in range(0, len(self.vectors), CHUNK):
-            v, i = _top(sim_matrix(self.spec, queries, self.vectors[s:s + CHUNK]), k)
+        rows = max(CHUNK, BUDGET // max(1, len(queries)))
+        for s in range(0, len(self.vectors), rows):
+            v, i = _top(self.chunk_sim(queries, s, s + rows), k)
             v, i = np.concatenate([best_v, v], 1), np.concatenate([best_i, i + s], 1)
             best_v, pick = _top(v, k)
             best_i = np.take_along_axis(i, pick, 1)

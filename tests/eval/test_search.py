@@ -38,7 +38,8 @@ def test_exact_search_finds_what_scoring_every_pair_finds(spec):
     assert np.all(np.diff(sim, axis=1) <= 0)
 
 
-def test_exact_search_across_chunks():
+def test_exact_search_across_chunks(monkeypatch):
+    monkeypatch.setattr("siamese.eval.search.BUDGET", 0)  # chunks of CHUNK rows
     rng = np.random.default_rng(1)
     gallery = rng.normal(size=(CHUNK * 2 + 17, 8)).astype(np.float32)
     queries = gallery[[5, CHUNK + 3, 2 * CHUNK + 16]] + 1e-3

@@ -237,8 +237,9 @@ def test_each_architecture_trains_exports_reloads_and_evaluates(tmp_path, arch, 
     code = predict_main([str(run_dir / "export"), "--embed", str(root), "--out",
                          str(tmp_path / "e.npz"), "--side", "right"])
     assert code == (2 if kind == "pair_scorer" else 0)
-    # Identification: a gallery (probes through the other network of a pseudo-siamese export;
-    # a pair scorer has no embeddings to enroll), retrieval and the open-set protocol.
+    # Identification: a gallery (probes go through the right side: the other network of a
+    # pseudo-siamese export, the inverted view here; a pair scorer has no embeddings to
+    # enroll), retrieval and the open-set protocol.
     g = tmp_path / "g.npz"
     code = gallery_main(["build", str(run_dir / "export"), str(root), "--out", str(g)])
     assert code == (2 if kind == "pair_scorer" else 0)
@@ -248,8 +249,7 @@ def test_each_architecture_trains_exports_reloads_and_evaluates(tmp_path, arch, 
         capsys.readouterr()
         assert gallery_main(["query", str(g), str(a), "--json"]) == 0
         top = json.loads(capsys.readouterr().out)[0]["top"]
-        pairs = comparator.score(images[[1]], [0], [0])[0]  # b on both sides, as a pair
-        assert len(top) == 4 and top[0]["score"] <= pairs + 1e-6 or kind != "branch"
+        assert sorted(t["identity"] for t in top) == ["class0", "class1", "class2", "class3"]
         report = json.loads(out.read_text())
         assert report["retrieval"]["n_queries"] == 40 and report["open_set"]["n_enrolled"] == 2
 
