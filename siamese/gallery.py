@@ -111,6 +111,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     bench.add_argument("--dim", type=int, default=128, help="the schema's default embedding size")
     bench.add_argument("--queries", type=int, default=1000)
     bench.add_argument("--quick", action="store_true", help="100,000 vectors, fewer queries")
+    bench.add_argument("--indexes", default="exact,flat,ivf,hnsw", help="which to measure")
     bench.add_argument("--out", type=Path, help="also write the figures as JSON")
     return p.parse_args(argv)
 

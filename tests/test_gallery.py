@@ -10,7 +10,7 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, extra
 
 from siamese.formats.gallery import read_gallery
 from siamese.gallery import main
@@ -147,3 +147,16 @@ def test_a_damaged_gallery_is_refused(setup, capsys):
     g.write_bytes(good[: len(good) // 2])  # cut short
     assert main(["info", str(g)]) == 2
     assert main(["info", str(g.with_name("missing.npz"))]) == 2
+
+
+def test_the_search_benchmark_reports_every_index(tmp_path, capsys):
+    extra("faiss")
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--size", "3000", "--dim", "16", "--queries", "100", "--out",
+                 str(out)]) == 0
+    rows = {r["index"]: r for r in json.loads(out.read_text())["rows"]}
+    assert sorted(rows) == ["exact", "flat", "hnsw", "ivf"]
+    assert rows["flat"]["recall_at_1"] == 1.0 and "recall_at_1" not in rows["exact"]
+    assert all(r["latency_ms_p50"] > 0 and r["queries_per_second_batch256"] > 0
+               for r in rows.values())
+    assert main(["bench", "--size", "100", "--indexes", "exact,annoy"]) == 2

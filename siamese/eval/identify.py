@@ -39,7 +39,7 @@ def candidates_needed(labels: np.ndarray, top_k: int) -> int:
 def rank_identities(index, vectors: np.ndarray, labels: np.ndarray, spec: dict,
                     probes: np.ndarray, top_k: int) -> Ranked:
     """The `top_k` identities nearest each probe embedding (P, E), best first."""
-    top_k = max(1, min(top_k, int(labels.max()) + 1 if len(labels) else 1))
+    top_k = max(1, min(top_k, len(np.unique(labels))))
     sim, rows = search(index, vectors, spec, probes, candidates_needed(labels, top_k))
     ids = np.full((len(probes), top_k), -1, np.int64)
     best = np.full((len(probes), top_k), -np.inf)
