@@ -12,7 +12,7 @@
 A gallery holds the embeddings of one export and its fingerprint: another export is refused.
 A probe is `unknown` when its best identity's score is beyond the threshold: the export's own
 (model.json) by default, or with --far one calibrated on probes of enrolled identities and of
-identities not enrolled. Search is exact up to 50,000 enrolled images, then an HNSW index of
+identities not enrolled. Search is exact up to 50,000 enrolled images, then an IVF index of
 FAISS (pip install 'siamese[faiss]'); --index chooses (exact, flat, ivf, hnsw).
 """
 
