@@ -155,7 +155,8 @@ def test_no_package_import_hidden_in_a_function():
 
 def test_config_and_metrics_load_without_mxnet():
     code = ("import sys; import siamese.config, siamese.eval.metrics, siamese.eval.thresholds, "
-            "siamese.losses.distances; print('mxnet' in sys.modules)")
+            "siamese.losses.distances, siamese.eval.retrieval, siamese.eval.search, "
+            "siamese.eval.identify; print('mxnet' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
