@@ -30,9 +30,11 @@ from .data.folder import scan_folder
 from .errors import UserError
 from .eval.enroll import (
     add_to,
+    attach_index,
     build_gallery,
     embed_files,
     file_digest,
+    gallery_index,
     open_for_gallery,
     open_gallery_export,
     remove_from,
@@ -47,7 +49,7 @@ from .eval.identify import (
     split_probes,
 )
 from .eval.retrieval import open_set_metrics
-from .eval.search import KINDS, build_index, similarity
+from .eval.search import KINDS, similarity
 from .formats.gallery import read_gallery, write_gallery
 from .searchbench import main as bench_main
 
@@ -101,7 +103,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="class folders, as for calibrate, but not the calibration probes")
     e.add_argument("--far", type=float, help="the threshold calibrated for this rate")
     e.add_argument("--json", action="store_true")
-    for s in (a, q, c, e):
+    for s in (a, r, q, c, e):
         s.add_argument("--export", type=Path, help="the gallery's export, moved (the same "
                                                    "network: its fingerprint is checked)")
     for s in (q, c, e):
@@ -120,7 +122,7 @@ def cmd_build(args) -> int:
     comparator, meta, _ = open_for_gallery(args.export_dir)
     gallery = build_gallery(comparator, meta, args.export_dir, args.image_dir, args.side,
                             sys.stderr.isatty())
-    write_gallery(args.out, gallery)
+    write_gallery(args.out, attach_index(gallery, meta["score"]))
     print(f"{args.out}: {len(gallery.paths)} images of {len(gallery.identities)} identities, "
           f"embedded by {args.export_dir}")
     return 0
@@ -130,15 +132,17 @@ def cmd_add(args) -> int:
     gallery = read_gallery(args.gallery)
     comparator, meta, _ = open_gallery_export(gallery, args.gallery, args.export)
     gallery, added = add_to(gallery, comparator, meta, args.image_dir, sys.stderr.isatty())
-    write_gallery(args.gallery, gallery)
+    write_gallery(args.gallery, attach_index(gallery, meta["score"]))
     print(f"{args.gallery}: {added} images added; {len(gallery.paths)} images of "
           f"{len(gallery.identities)} identities")
     return 0
 
 
 def cmd_remove(args) -> int:
-    gallery = remove_from(read_gallery(args.gallery), args.names, args.gallery)
-    write_gallery(args.gallery, gallery)
+    gallery = read_gallery(args.gallery)
+    _, meta, _ = open_gallery_export(gallery, args.gallery, args.export)
+    gallery = remove_from(gallery, args.names, args.gallery)
+    write_gallery(args.gallery, attach_index(gallery, meta["score"]))
     print(f"{args.gallery}: removed {', '.join(args.names)}; {len(gallery.paths)} images of "
           f"{len(gallery.identities)} identities")
     return 0
@@ -185,7 +189,7 @@ def cmd_query(args) -> int:
     if len(kept) < len(args.images):
         raise UserError(f"{args.images[min(set(range(len(args.images))) - set(kept))]}: "
                         f"cannot read image")
-    index = build_index(gallery.embeddings, spec, args.index)
+    index = gallery_index(gallery, spec, args.index)
     ranked = rank_identities(index, gallery.embeddings, gallery.labels, spec, emb, args.top_k)
     out = [dict(d, image=str(f), threshold=threshold, threshold_source=source)
            for f, d in zip(args.images, decisions(ranked, gallery.identities, spec, threshold))]
@@ -213,7 +217,7 @@ def _probe_set(args, gallery, comparator, meta: dict, top_k: int = 1) -> tuple:
     emb, kept = _probes(args, gallery, comparator, meta, [files[i] for i in fresh])
     truth = split_probes([folder.classes[folder.labels[fresh[k]]] for k in kept],
                          gallery.identities)
-    index = build_index(gallery.embeddings, meta["score"], args.index)
+    index = gallery_index(gallery, meta["score"], args.index)
     return rank_identities(index, gallery.embeddings, gallery.labels, meta["score"], emb,
                            top_k), truth
 

@@ -160,3 +160,20 @@ def test_the_search_benchmark_reports_every_index(tmp_path, capsys):
     assert all(r["latency_ms_p50"] > 0 and r["queries_per_second_batch256"] > 0
                for r in rows.values())
     assert main(["bench", "--size", "100", "--indexes", "exact,annoy"]) == 2
+
+
+def test_a_large_gallery_stores_its_index_and_queries_with_it(setup, capsys, monkeypatch):
+    extra("faiss")
+    export, images, g = setup
+    monkeypatch.setattr("siamese.eval.search.EXACT_LIMIT", 10)  # 32 images count as large
+    assert main(["build", str(export), str(images), "--out", str(g)]) == 0
+    gallery = read_gallery(g)
+    assert gallery.header["index"]["kind"] == "ivf" and gallery.index.size > 0
+    probes = [images / "class1" / "004.png", images / "class3" / "006.png"]
+    stored = query(capsys, g, *probes, "--top-k", "4")
+    assert stored == query(capsys, g, *probes, "--top-k", "4", "--index", "exact")
+    assert main(["remove", str(g), "class0"]) == 0
+    assert read_gallery(g).header["index"]["kind"] == "ivf"  # rebuilt for the new rows
+    monkeypatch.setattr("siamese.eval.search.EXACT_LIMIT", 50_000)
+    assert main(["remove", str(g), "class1"]) == 0
+    assert read_gallery(g).index is None and read_gallery(g).header["index"] is None

@@ -19,6 +19,7 @@ from ..formats.bundle import fingerprint
 from ..formats.gallery import Gallery
 from ..formats.preprocess import CHANNELS
 from .comparator import Comparator, open_comparator
+from .search import build_index, choose_kind, restore, serialize
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,29 @@ def remove_from(gallery: Gallery, identities: List[str], where: Path) -> Gallery
     return _canonical(Gallery(np.asarray(gallery.embeddings)[keep], np.arange(len(keep)), names,
                               [gallery.paths[i] for i in keep],
                               [gallery.digests[i] for i in keep], _changed(gallery.header)))
+
+
+def attach_index(gallery: Gallery, spec: dict) -> Gallery:
+    """Store the index `--index auto` would build (an IVF index above 50,000 images) in the
+    gallery, so queries do not build it again; small galleries are searched exactly."""
+    kind = choose_kind(len(gallery.paths), spec)
+    if kind == "exact":
+        gallery.index, gallery.header["index"] = None, None
+        return gallery
+    log.info("building the %s index of %d images (stored in the gallery)", kind,
+             len(gallery.paths))
+    gallery.index = serialize(build_index(gallery.embeddings, spec, kind))
+    gallery.header["index"] = {"kind": kind, "score": spec["name"]}
+    return gallery
+
+
+def gallery_index(gallery: Gallery, spec: dict, kind: str = "auto"):
+    """The gallery's stored index when `kind` is auto or its kind, else a new one."""
+    stored = gallery.header.get("index") or {}
+    if gallery.index is not None and kind in ("auto", stored.get("kind")) and \
+            stored.get("score") == spec["name"]:
+        return restore(gallery.index, spec, stored["kind"])
+    return build_index(gallery.embeddings, spec, kind)
 
 
 def _changed(header: dict) -> dict:

@@ -10,7 +10,7 @@ is exactly what `python -m siamese.predict` says for that pair; the index only c
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -112,7 +112,7 @@ class FaissIndex:
     # Query-time settings chosen on a tuning draw (scripts/tune_search.py, seed 1; 1,000,000
     # x 128): the first reaching recall@1 >= 0.95 against exact search.
     def __init__(self, vectors: np.ndarray, spec: dict, kind: str, nprobe: int = 32,
-                 ef_search: int = 256):
+                 ef_search: int = 256, built=None):
         if faiss is None:
             raise UserError(f"--index {kind}: needs FAISS (pip install 'siamese[faiss]'); "
                             f"--index exact needs nothing")
@@ -120,6 +120,13 @@ class FaissIndex:
             raise UserError(f"--index {kind}: FAISS has no metric for score {spec['name']!r}; "
                             f"use --index exact")
         self.kind, self.spec = kind, spec
+        if built is not None:  # a stored index (siamese.formats.gallery), its settings restored
+            self.index = built
+            if kind == "hnsw":
+                self.index.hnsw.efSearch = ef_search
+            elif kind == "ivf":
+                self.index.nprobe = min(nprobe, self.index.nlist)
+            return
         x = self._prepare(vectors)
         n, dim = x.shape
         metric = faiss.METRIC_L2 if spec["name"] == "euclidean" else faiss.METRIC_INNER_PRODUCT
@@ -155,21 +162,39 @@ KINDS: Dict[str, Callable] = {
 }
 
 
+def choose_kind(n: int, spec: dict) -> str:
+    """What `auto` means for n gallery vectors: exact up to EXACT_LIMIT, IVF above when FAISS
+    is installed (exact otherwise, with a warning): on the tuning draw it built faster than
+    HNSW and answered 4.7x more queries a second at higher recall."""
+    if n <= EXACT_LIMIT or spec["name"] not in ("euclidean", "cosine"):
+        return "exact"
+    if faiss is None:
+        log.warning("%d gallery vectors: exact search (pip install 'siamese[faiss]' for an IVF "
+                    "index)", n)
+        return "exact"
+    return "ivf"
+
+
 def build_index(vectors: np.ndarray, spec: dict, kind: str = "auto"):
-    """An index over gallery vectors (N, E). `auto`: exact up to EXACT_LIMIT vectors, IVF
-    above when FAISS is installed (exact otherwise, with a warning): on the tuning draw it
-    built faster than HNSW and answered 4.7x more queries a second at higher recall."""
+    """An index over gallery vectors (N, E); `auto` as `choose_kind` says."""
     if kind == "auto":
-        kind = "exact"
-        if len(vectors) > EXACT_LIMIT and spec["name"] in ("euclidean", "cosine"):
-            if faiss is None:
-                log.warning("%d gallery vectors: exact search (pip install 'siamese[faiss]' "
-                            "for an IVF index)", len(vectors))
-            else:
-                kind = "ivf"
+        kind = choose_kind(len(vectors), spec)
     if kind not in KINDS:
         raise UserError(f"--index: unknown {kind!r} (valid: auto, {', '.join(KINDS)})")
     return KINDS[kind](vectors, spec)
+
+
+def serialize(index) -> Optional[np.ndarray]:
+    """The bytes (uint8) of a FAISS index, to store; None for the exact search (nothing to)."""
+    return None if index.kind == "exact" else np.asarray(faiss.serialize_index(index.index))
+
+
+def restore(blob: np.ndarray, spec: dict, kind: str) -> FaissIndex:
+    """A stored FAISS index, ready to search."""
+    if faiss is None:
+        raise UserError("the gallery stores a FAISS index: pip install 'siamese[faiss]', or "
+                        "--index exact")
+    return FaissIndex(None, spec, kind, built=faiss.deserialize_index(np.asarray(blob, np.uint8)))
 
 
 def search(index, vectors: np.ndarray, spec: dict, queries: np.ndarray,

@@ -6,6 +6,8 @@ One `.npz` file (written atomically, read with allow_pickle=False):
     identities  str (M,)        identity names (the class folder names)
     paths       str (N,)        the enrolled image files
     digests     str (N,)        SHA-1 of each file's bytes (the same file is never enrolled twice)
+    index       uint8 (bytes,)  optional: a serialized FAISS index of the embeddings (large
+                                galleries), so a query does not build it again
     header      str ()          JSON: format, the export (directory and fingerprint), the side
                                 embedded, embedding size, open-set calibrations, and a checksum of
                                 the arrays above, so a damaged file is refused, never searched.
@@ -19,7 +21,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -41,9 +43,11 @@ class Gallery:
     paths: List[str]
     digests: List[str]
     header: Dict[str, object] = field(default_factory=dict)
+    index: Optional[np.ndarray] = None  # uint8 bytes of a FAISS index; header["index"] says which
 
     def arrays(self) -> Dict[str, np.ndarray]:
-        return {"embeddings": np.asarray(self.embeddings, np.float32).reshape(
+        extra = {} if self.index is None else {"index": np.asarray(self.index, np.uint8)}
+        return {**extra,"embeddings": np.asarray(self.embeddings, np.float32).reshape(
                     len(self.paths), -1),
                 "labels": np.asarray(self.labels, np.int64),
                 "identities": np.asarray(self.identities, dtype=str),
@@ -58,7 +62,7 @@ class Gallery:
 
 def checksum(arrays: Dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
-    for key in ARRAYS:
+    for key in ARRAYS + (("index",) if "index" in arrays else ()):
         a = np.ascontiguousarray(arrays[key])
         h.update(f"{key}:{a.dtype.str}:{a.shape}".encode())
         h.update(a.tobytes())
@@ -86,7 +90,7 @@ def read_gallery(path: Path) -> Gallery:
     try:
         with np.load(path, allow_pickle=False) as z:
             header = json.loads(str(z["header"]))
-            arrays = {k: z[k] for k in ARRAYS}
+            arrays = {k: z[k] for k in ARRAYS + (("index",) if "index" in z.files else ())}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
         raise UserError(f"{path}: damaged or not a gallery file ({type(e).__name__}: "
                         f"{str(e)[:80]})") from None
@@ -98,4 +102,4 @@ def read_gallery(path: Path) -> Gallery:
                         f"build it again")
     return Gallery(arrays["embeddings"], arrays["labels"], [str(s) for s in arrays["identities"]],
                    [str(s) for s in arrays["paths"]], [str(s) for s in arrays["digests"]],
-                   header)
+                   header, arrays.get("index"))
