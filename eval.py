@@ -18,6 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from siamese.cli import rates
+
 
 def _ways(text: str) -> list:
     try:
@@ -27,17 +29,6 @@ def _ways(text: str) -> list:
     if not ways or min(ways) < 2:
         raise argparse.ArgumentTypeError(f"each N must be at least 2, got {text!r}")
     return ways
-
-
-def _fars(text: str) -> list:
-    try:
-        fars = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected rates like 0.01,0.001, got {text!r}") \
-            from None
-    if not fars or not all(0.0 < f < 1.0 for f in fars):
-        raise argparse.ArgumentTypeError(f"each rate must be in (0, 1), got {text!r}")
-    return fars
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -56,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--classes", choices=("all", "unseen", "val", "test"), default="all",
                    help="--n-way on all class folders, on classes the run never trained on, "
                         "or on its validation or test classes only (data.split: class)")
-    p.add_argument("--far", type=_fars, default=[], metavar="RATE[,RATE...]",
+    p.add_argument("--far", type=rates, default=[], metavar="RATE[,RATE...]",
                    help="report the threshold reaching each target false accept rate on the "
                         "validation pairs, and the TAR/FAR it gives on the scored pairs")
     p.add_argument("--val-pairs", type=Path, help="validation pair list for --far (default: "

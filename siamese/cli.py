@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import sys
@@ -65,3 +66,15 @@ def _exit_code(main: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def rates(text: str) -> list:
+    """An argparse type: comma-separated rates in (0, 1), e.g. "0.01,0.001"."""
+    try:
+        out = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected rates like 0.01,0.001, got {text!r}") \
+            from None
+    if not out or not all(0.0 < f < 1.0 for f in out):
+        raise argparse.ArgumentTypeError(f"each rate must be in (0, 1), got {text!r}")
+    return out

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import run, setup_logging
+from .cli import rates, run, setup_logging
 from .data.folder import scan_folder
 from .errors import UserError
 from .eval.enroll import (
@@ -52,17 +52,6 @@ from .eval.retrieval import open_set_metrics
 from .eval.search import KINDS, similarity
 from .formats.gallery import read_gallery, write_gallery
 from .searchbench import main as bench_main
-
-
-def _rates(text: str) -> list:
-    try:
-        rates = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected rates like 0.01,0.001, got {text!r}") \
-            from None
-    if not rates or not all(0.0 < r < 1.0 for r in rates):
-        raise argparse.ArgumentTypeError(f"each rate must be in (0, 1), got {text!r}")
-    return rates
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -95,7 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     c.add_argument("--probes", type=Path, required=True,
                    help="class folders: of enrolled identities (other images than enrolled) "
                         "and of identities not enrolled")
-    c.add_argument("--far", type=_rates, required=True, metavar="RATE[,RATE...]")
+    c.add_argument("--far", type=rates, required=True, metavar="RATE[,RATE...]")
     e = sub.add_parser("evaluate", help="identification figures on held-out probes at the "
                                         "threshold query uses")
     e.add_argument("gallery", type=Path)
