@@ -45,6 +45,27 @@ TOLERANCES = {"fused": {"min_cosine": 0.99999, "max_abs_diff": 1e-4},
 BACKEND = "MKLDNN"  # oneDNN; the subgraph backends of MXNet 1.9.1 are MKLDNN, MKLDNN_QUANTIZE
 
 
+def mean_to_pool(sym):
+    """The graph with every mean over H and W (B, C, H, W) -> (B, C) replaced by a global
+    average Pooling (B, C, 1, 1), which the next FullyConnected flattens: the same maths, and
+    oneDNN pools (in int8, too) where `mean` would dequantize the whole map first. Only when
+    the mean feeds FullyConnected layers alone (the branches' `F.mean` before `Dense`)."""
+    graph = json.loads(sym.tojson())
+    nodes = graph["nodes"]
+    users = collections.defaultdict(list)
+    for node in nodes:
+        for src, *_ in node.get("inputs", []):
+            users[src].append(node["op"])
+    for k, node in enumerate(nodes):
+        axis = node.get("attrs", {}).get("axis", "").replace(" ", "")
+        if node["op"] == "mean" and axis == "(2,3)" and users[k] and \
+                set(users[k]) == {"FullyConnected"} and \
+                node["attrs"].get("keepdims", "False") in ("False", "0"):
+            node["op"] = "Pooling"
+            node["attrs"] = {"global_pool": "True", "kernel": "(1, 1)", "pool_type": "avg"}
+    return mx.sym.load_json(json.dumps(graph))
+
+
 def fuse(sym, args: dict, aux: dict, calib: Optional[np.ndarray], mode: str) -> tuple:
     """(symbol, args, aux, info): the oneDNN subgraph graph of an exported float branch.
 
@@ -52,7 +73,7 @@ def fuse(sym, args: dict, aux: dict, calib: Optional[np.ndarray], mode: str) -> 
     shapes silently returned the graph unchanged on 1.9.1. The fused convolution holds the
     BatchNorm statistics as inputs and folds them into its weights when first run.
     """
-    return sym.get_backend_symbol(BACKEND), args, aux, {"backend": BACKEND}
+    return mean_to_pool(sym).get_backend_symbol(BACKEND), args, aux, {"backend": BACKEND}
 
 
 def quantize(sym, args: dict, aux: dict, calib: Optional[np.ndarray], mode: str) -> tuple:
@@ -68,7 +89,7 @@ def quantize(sym, args: dict, aux: dict, calib: Optional[np.ndarray], mode: str)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         qsym, qargs, qaux = quantization.quantize_model_mkldnn(
-            sym, args, aux, ctx=mx.cpu(), calib_mode=mode, calib_data=it,
+            mean_to_pool(sym), args, aux, ctx=mx.cpu(), calib_mode=mode, calib_data=it,
             num_calib_examples=n, quantized_dtype="auto", quantize_mode="full",
             logger=None)
     return qsym, qargs, qaux, {"backend": "MKLDNN_QUANTIZE", "dtype": "int8 (auto: u8/s8)",

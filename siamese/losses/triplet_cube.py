@@ -4,11 +4,27 @@ the (N, N) miners (siamese.losses.mining) are tested against, and for `siamese.b
 
 from __future__ import annotations
 
+from .distances import EPS, cosine_matrix
 from .triplet import BatchTripletLoss
 
 
+def euclidean_cube(F, e):
+    """(N, N) L2 distances between all rows of e (N, E) from the (N, N, E) differences."""
+    diff = F.broadcast_sub(F.expand_dims(e, 1), F.expand_dims(e, 0))  # (N, N, E)
+    return F.sqrt(F.sum(F.square(diff), axis=2) + EPS)
+
+
+MATRICES = {"euclidean": euclidean_cube, "cosine": cosine_matrix}
+
+
 class CubeBatchTripletLoss(BatchTripletLoss):
-    """BatchTripletLoss mined on (N, N, N) tensors [anchor, positive, negative]."""
+    """BatchTripletLoss mined on (N, N, N) tensors [anchor, positive, negative], with the
+    euclidean matrix from (N, N, E) differences."""
+
+    def __init__(self, margin: float = 1.0, distance: str = "euclidean", mining: str = "hard",
+                 **kwargs):
+        super().__init__(margin, distance, mining, **kwargs)
+        self._matrix = MATRICES[distance]
 
     def hybrid_forward(self, F, e, labels, ids):
         """e: (N, E); labels, ids: (N,) -> loss per anchor (N,)."""
