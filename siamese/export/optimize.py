@@ -192,7 +192,7 @@ def export_optimized(float_comp: Comparator, branch, out: Path, meta: dict, kind
     tmp.mkdir(parents=True)
     try:
         pre = meta["preprocess"]
-        x = float_comp_input(test[0][:1], pre)
+        x = to_tensor(test[0][:1], pre["mean"], pre["std"])  # (1, C, H, W) to trace with
         sym, args, aux = float_graph(branch, x, tmp)
         sym, args, aux, info = optimizer(sym, args, aux, calib, calib_mode)
         ops = save_graph(tmp, sym, args, aux)
@@ -225,7 +225,3 @@ def export_optimized(float_comp: Comparator, branch, out: Path, meta: dict, kind
              out, kind, diffs["min_cosine"], diffs["max_abs_diff"], this_test["auc"],
              float_test["auc"])
     return record
-
-
-def float_comp_input(images: np.ndarray, pre: dict) -> np.ndarray:
-    return to_tensor(images, pre["mean"], pre["std"])
