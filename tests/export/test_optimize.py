@@ -123,8 +123,8 @@ def _planted(kind: str, scale: float):
         name = next(k for k in sorted(args) if "conv0_weight" in k)
         w = args[name].asnumpy()
         noise = np.random.default_rng(0).normal(size=w.shape)
-        w = w + scale * noise if scale else np.zeros_like(w)
-        args = dict(args, **{name: mx.nd.array(w, dtype=w.dtype)})
+        changed = w + scale * noise if scale else np.zeros_like(w)
+        args = dict(args, **{name: mx.nd.array(changed, dtype=w.dtype)})
         return sym, args, aux, info
     return planted
 
