@@ -70,7 +70,9 @@ def _throughput(fn, n: int, windows: int, reps: int) -> dict:
     return {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
 
 
-def _mxnet_runner(folder: Path, batch: int):
+def _mxnet_runner(folder: Path):
+    """A consumer's view of an export: loaded, hybridized with static memory (one per batch
+    size, so neither re-plans)."""
     block = load_symbol(folder, "branch", ["data"])
     block.hybridize(static_alloc=True, static_shape=True)
     return lambda x: block(mx.nd.array(x)).asnumpy()
@@ -94,7 +96,8 @@ def serving(size: int, quick: bool) -> dict:
     rng = np.random.default_rng(0)
     x256 = rng.normal(size=(256, 1, size, size)).astype(np.float32)
     x1 = x256[:1]
-    out = {"size": size, "kinds": {}}
+    kinds: dict = {}
+    out = {"size": size, "kinds": kinds}
     with tempfile.TemporaryDirectory() as tmp:
         sym, args, aux = float_graph(_branch(size), x1, Path(tmp))
         graphs = {"float": (sym, args, aux),
@@ -105,13 +108,13 @@ def serving(size: int, quick: bool) -> dict:
             folder = Path(tmp) / kind
             folder.mkdir()
             save_graph(folder, s, a, x)
-            runners[kind] = (_mxnet_runner(folder, 1), _mxnet_runner(folder, 256))
+            runners[kind] = (_mxnet_runner(folder), _mxnet_runner(folder))
         onnx = _onnx_runner(Path(tmp) / "float", size)
         if onnx is not None:
             runners["onnxruntime (float)"] = (onnx, onnx)
         reps = 2 if quick else 4 if size == 105 else 12
         for kind, (one, many) in runners.items():
-            out["kinds"][kind] = {
+            kinds[kind] = {
                 "batch1": _latency(lambda f=one: f(x1), 50 if quick else 200),
                 "batch256_images_per_s": _throughput(lambda f=many: f(x256), 256, 3 if quick
                                                      else 5, reps)}
@@ -140,7 +143,7 @@ def triplet_step(quick: bool) -> dict:
         setups[name] = (lambda b=branch, lo=loss, t=trainer:
                         train_step(b, lo, t, [mx.cpu()], (x, labels, ids), n))
         setups[name]()
-    rates = {name: [] for name in setups}
+    rates: dict = {name: [] for name in setups}
     for _ in range(3 if quick else 7):  # alternate: both see the same machine state
         for name, step in setups.items():
             t = time.perf_counter()
