@@ -1,16 +1,19 @@
-"""python -m siamese.bench [--quick] [--out bench.json]
+"""python -m siamese.bench [--quick] [--out bench.json] [--only steps|serving|triplet]
 
 Speed of the default `convnet` branch on this machine, against the measured matrix-multiply
 ceiling (the better of MXNet's dot and oneDNN's inner product): training step (twice/concat,
 hybridized/imperative, 32x32 batch 128 and 105x105 batch 32 pairs), the real fit loop on the
 shipped digits, inference, and peak memory. Each training configuration runs in its own process
 (so its peak resident memory is its own); every figure is the median of several timed windows
-after a warm-up, with the spread.
+after a warm-up, with the spread. Serving (float, fused, int8 exports and onnxruntime: batch-1
+latency, batch-256 throughput) and the mined-triplet step (the (N, N) miners against the
+former (N, N, N) ones, side by side): siamese.bench_serving.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -22,6 +25,7 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 
+from .bench_serving import serving, serving_table, triplet_step, triplet_table
 from .config import Config, DataConfig, ModelConfig, TrainConfig
 from .eval.comparator import embed
 from .losses.pair import ContrastiveLoss
@@ -144,11 +148,24 @@ def in_subprocess(args: list) -> dict:
 
 def run_one(spec: list) -> dict:
     kind, *rest = spec
-    return {"step": step_config, "fit": fit_config, "infer": inference}[kind](*rest)
+    return {"step": step_config, "fit": fit_config, "infer": inference, "serving": serving,
+            "triplet": triplet_step}[kind](*rest)
 
 
-def collect(quick: bool) -> dict:
-    """Run every measurement; training configurations each in a fresh process."""
+def collect(quick: bool, only: str = "all") -> dict:
+    """Run every measurement (or one section); each in a fresh process but inference."""
+    r = {"machine": _machine(), "quick": quick}
+    if only in ("all", "serving"):
+        r["serving"] = [in_subprocess(["serving", size, quick]) for size in SIZES]
+    if only in ("all", "triplet"):
+        r["triplet_step"] = in_subprocess(["triplet", quick])
+    if only in ("all", "steps"):
+        r.update(collect_steps(quick))
+    return r
+
+
+def collect_steps(quick: bool) -> dict:
+    """Training steps, the fit loop and inference, against the matrix-multiply ceiling."""
     ceiling = ceiling_gflops()
     steps = []
     for size in SIZES:
@@ -170,8 +187,7 @@ def collect(quick: bool) -> dict:
         flops = training_flops_per_pair(_branch(r["size"]), (1, r["size"], r["size"])) / 6
         r["gflops"] = r["images_per_s"]["median"] * flops / 1e9
         r["fraction_of_ceiling"] = r["gflops"] / ceiling
-    return {"machine": _machine(), "quick": quick, "ceiling_gflops": ceiling,
-            "training_step": steps, "fit": fit, "inference": infer}
+    return {"ceiling_gflops": ceiling, "training_step": steps, "fit": fit, "inference": infer}
 
 
 def _branch(size: int):
@@ -186,12 +202,26 @@ def _machine() -> dict:
     import platform
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": platform.processor() or platform.machine(), "cores": cores,
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        names = [ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                 if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {"cpu": cpu, "cores": cores,
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "mxnet": mx.__version__,
             "python": platform.python_version()}
 
 
 def table(r: dict) -> str:
+    lines = [f"machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, "
+             f"OMP_NUM_THREADS={r['machine']['omp_num_threads']}"]
+    lines += serving_table(r) + triplet_table(r)
+    if "training_step" in r:
+        lines += ["", steps_table(r)]
+    return "\n".join(lines)
+
+
+def steps_table(r: dict) -> str:
     c = r["ceiling_gflops"]
     lines = [f"ceiling (2048^2 matrix multiply, dot or oneDNN, best of 5): {c:.0f} GFLOP/s on "
              f"{r['machine']['cores']} cores", "",
@@ -222,13 +252,16 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer and shorter windows (< 2 min)")
     p.add_argument("--out", type=Path, default=Path("bench.json"))
+    p.add_argument("--only", choices=("all", "steps", "serving", "triplet"), default="all",
+                   help="one section: steps (training steps, fit loop, inference), serving "
+                   "(float/fused/int8/ONNX exports), triplet (mined-triplet step, new vs old)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: one measurement, JSON out
     args = p.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(json.loads(args.one))))
         return 0
     start = time.perf_counter()
-    result = collect(args.quick)
+    result = collect(args.quick, args.only)
     result["seconds"] = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

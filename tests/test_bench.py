@@ -43,4 +43,12 @@ def test_quick_benchmark_writes_valid_json(tmp_path):
         assert s["peak_rss_mb"] > 0
     assert r["fit"]["pairs_per_s"]["median"] > 0 and r["fit"]["ratio_to_step"] > 0
     assert [i["size"] for i in r["inference"]] == [32, 105]
+    assert [s["size"] for s in r["serving"]] == [32, 105]
+    for s in r["serving"]:
+        assert {"float", "fused", "int8"} <= set(s["kinds"])
+        for k in s["kinds"].values():
+            assert 0 < k["batch1"]["p50_ms"] <= k["batch1"]["p99_ms"]
+            assert k["batch256_images_per_s"]["median"] > 0
+    t = r["triplet_step"]
+    assert set(t["images_per_s"]) == {"pairs (N, N)", "cube (N, N, N)"} and t["ratio"] > 0
     assert "ceiling" in proc.stdout and "pairs/s" in proc.stdout

@@ -1,8 +1,15 @@
 """python -m siamese.export RUN_DIR [--checkpoint best|last] [--onnx] [--out DIR]
+       [--optimize fused | --quantize int8 [--calibration naive|entropy] [--calib-images N]]
+       [--force]
 
 Rebuilds the run's model from a checkpoint (and the config saved inside it), chooses the
 threshold on the run's validation pairs for those weights, and exports the branch with the same
 code as the end of training, verified by reloading (and by onnxruntime with --onnx).
+
+--optimize fused / --quantize int8 write a serving export instead (default folder
+RUN_DIR/export-fused or RUN_DIR/export-int8; siamese.export.optimize): compared with the float
+branch on the run's test images and scored on its test pairs; refused when it loses more than
+0.002 test AUC unless --force. int8 is calibrated on the run's validation images.
 """
 
 from __future__ import annotations
@@ -12,19 +19,22 @@ import sys
 from pathlib import Path
 
 import mxnet as mx
+import numpy as np
 
 from ..cli import run, setup_logging
 from ..data.images import load_images
 from ..data.pairfiles import read_pair_file
-from ..errors import no_pairs_run
+from ..errors import UserError, no_pairs_run
 from ..eval.comparator import score_pair_list, training_comparator
 from ..eval.thresholds import calibrate
+from ..formats.preprocess import to_tensor
 from ..formats.rundir import RunDir
 from ..models.architectures import architecture_of
 from ..train.pairing import get_pairing
 from ..train.rebuild import load_run
 from .onnx import require_onnx
-from .writer import TOLERANCE, export_run
+from .optimize import export_optimized
+from .writer import TOLERANCE, export_run, model_meta
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,7 +43,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("run_dir", type=Path, help="a run directory written by train.py")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.add_argument("--onnx", action="store_true", help="also write branch.onnx (needs .[onnx])")
-    p.add_argument("--out", type=Path, help="export directory (default RUN_DIR/export)")
+    p.add_argument("--out", type=Path, help="export directory (default RUN_DIR/export, "
+                   "RUN_DIR/export-fused or RUN_DIR/export-int8)")
+    p.add_argument("--optimize", choices=("none", "fused"), default="none",
+                   help="fused: oneDNN subgraph graph (BatchNorm folded, conv+BN+ReLU fused)")
+    p.add_argument("--quantize", choices=("none", "int8"), default="none",
+                   help="int8: fused and quantized, calibrated on validation images")
+    p.add_argument("--calibration", choices=("naive", "entropy"), default="naive",
+                   help="int8 calibration: naive (min/max) or entropy (KL divergence)")
+    p.add_argument("--calib-images", type=int, default=512,
+                   help="validation images to calibrate int8 on (default 512)")
+    p.add_argument("--force", action="store_true",
+                   help="keep an optimized export that loses more than 0.002 test AUC")
     return p.parse_args(argv)
 
 
@@ -63,6 +84,9 @@ def main(argv=None) -> int:
             require_onnx()  # fail before any work when the extra is missing
         cfg, net, loss = load_run(args.run_dir, args.checkpoint)
         spec, sample = validation_threshold(cfg, net, loss, args.run_dir)
+        kind = "int8" if args.quantize == "int8" else args.optimize
+        if kind != "none":
+            return optimized(args, kind, cfg, net, spec)
         out = args.out or RunDir(args.run_dir).export
         diffs = export_run(net, spec, cfg.data, cfg.model, sample, out, mx.cpu(),
                            onnx=args.onnx)
@@ -74,6 +98,56 @@ def main(argv=None) -> int:
         return 0
 
     return run(body)
+
+
+def optimized(args, kind: str, cfg, net, spec: dict) -> int:
+    """The fused or int8 export of a siamese run (siamese.export.optimize)."""
+    if args.onnx:
+        raise UserError("--onnx converts the float export only: mx.onnx has no conversion "
+                        "for the fused and int8 operators; export --onnx separately")
+    if architecture_of(net).kind != "branch":
+        raise UserError(f"{args.run_dir}: --optimize/--quantize export a siamese branch; this "
+                        f"run's model is {architecture_of(net).kind}")
+    d, run_dir = cfg.data, RunDir(args.run_dir)
+    out = args.out or run_dir / f"export-{kind}"
+    test = load_test_pairs(cfg, run_dir.pair_file("test"))
+    calib, source = None, ""
+    if kind == "int8":
+        val = read_pair_file(run_dir.pair_file("val"), Path(d.root))
+        names = sorted(set(val.left) | set(val.right))
+        names = [names[k] for k in np.random.default_rng(0).permutation(len(names))]
+        names = names[:args.calib_images]
+        calib = to_tensor(load_images([Path(d.root) / n for n in names], d.image_size,
+                                      d.channels), d.mean, d.std)
+        source = f"{len(names)} validation images (pairs/val.csv, both sides, seed-0 shuffle)"
+    comp = training_comparator(net, spec, d.mean, d.std, cfg.train.eval_batch_size, mx.cpu(),
+                               d.right_view)
+    r = export_optimized(comp, net.branch, out, model_meta(d, cfg.model, spec), kind, test,
+                         calib, args.calibration, source, args.force)
+    t, v = r["test"], r["verified"]
+    print(f"exported {out} ({kind}) from checkpoints/{args.checkpoint}.ckpt; threshold "
+          f"{spec['threshold']:.4f} (validation pairs)")
+    print(f"  embeddings of {v['images']} test images against the float branch: cosine min "
+          f"{v['min_cosine']:.6f} mean {v['mean_cosine']:.6f}, largest |difference| "
+          f"{v['max_abs_diff']:.3g}")
+    for name in ("float", kind):
+        m = t[name]
+        print(f"  {name:>5} on {m['n_pairs']} test pairs: AUC {m['auc']:.4f}  EER "
+              f"{m['eer']:.4f}  accuracy {m['accuracy']:.4f}")
+    if t["forced"]:
+        print(f"  kept with --force: loses {t['auc_loss']:.4f} test AUC")
+    return 0
+
+
+def load_test_pairs(cfg, path: Path) -> tuple:
+    """(uint8 images, left index, right index, labels) of a pair file, each image once."""
+    pairs = read_pair_file(path, Path(cfg.data.root))
+    names = sorted(set(pairs.left) | set(pairs.right))
+    images = load_images([Path(cfg.data.root) / n for n in names], cfg.data.image_size,
+                         cfg.data.channels)
+    index = {n: k for k, n in enumerate(names)}
+    return (images, np.array([index[p] for p in pairs.left]),
+            np.array([index[p] for p in pairs.right]), np.asarray(pairs.labels))
 
 
 if __name__ == "__main__":

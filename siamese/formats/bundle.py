@@ -72,6 +72,7 @@ def read_meta(export_dir: Path) -> dict:
     meta.setdefault("kind", "branch")
     if meta["kind"] == "branch":
         meta["files"] = dict(meta.get("files") or {}, symbol=SYMBOL, params=PARAMS)
+    _check_requires(meta, path)
     files = meta.get("files") or {}
     for name in files.values():
         if not (export_dir / name).is_file():
@@ -88,6 +89,16 @@ def fingerprint(export_dir: Path, meta: dict) -> str:
         h.update(hashlib.sha256((Path(export_dir) / meta["files"][key]).read_bytes()).digest())
     h.update(json.dumps([meta["input"], meta["preprocess"]], sort_keys=True).encode())
     return h.hexdigest()
+
+
+def _check_requires(meta: dict, path: Path) -> None:
+    """An optimized export (fused, int8) names the MXNet features its operators need."""
+    need = meta.get("requires") or []
+    features = mx.runtime.Features()
+    missing = [f for f in need if not (f in features and features.is_enabled(f))]
+    if missing:
+        raise UserError(f"{path}: this {meta.get('optimized', {}).get('kind', '')} export "
+                        f"needs an MXNet build with {', '.join(missing)} (mx.runtime.Features)")
 
 
 def load_symbol(export_dir: Path, role: str, inputs: List[str],

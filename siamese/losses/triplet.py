@@ -6,6 +6,7 @@ import mxnet as mx
 
 from ..errors import UserError
 from .distances import get_distance
+from .mining import MINERS
 from .pair import DistanceLoss
 
 
@@ -43,7 +44,7 @@ class BatchTripletLoss(TripletLoss):
     """
 
     n_inputs = 1
-    MINING = ("none", "semi_hard", "hard")
+    MINING = tuple(MINERS)
 
     def __init__(self, margin: float = 1.0, distance: str = "euclidean", mining: str = "hard",
                  **kwargs):
@@ -54,34 +55,15 @@ class BatchTripletLoss(TripletLoss):
         self._matrix = get_distance(distance).matrix
 
     def hybrid_forward(self, F, e, labels, ids):
-        """e: (N, E); labels, ids: (N,) -> loss per anchor (N,)."""
+        """e: (N, E); labels, ids: (N,) -> loss per anchor (N,). Works on (N, N) arrays only:
+        each anchor's negatives are sorted once, and every (anchor, positive) finds its place
+        among them by binary search (siamese.losses.mining)."""
         d = self._matrix(F, e)  # (N, N)
         same = F.broadcast_equal(F.expand_dims(labels, 1), F.expand_dims(labels, 0))
         itself = F.broadcast_equal(F.expand_dims(ids, 1), F.expand_dims(ids, 0))
         pos = same * (1 - itself)  # (N, N): valid (a, p)
         neg = 1 - same  # (N, N): valid (a, n)
-        big = 1e6
-        if self.mining == "none":
-            # (N, N, N): [a, p, n] = d(a, p) - d(a, n) + margin, on valid triplets only
-            gap = F.broadcast_sub(F.expand_dims(d, 2), F.expand_dims(d, 1)) + self.margin
-            valid = F.broadcast_mul(F.expand_dims(pos, 2), F.expand_dims(neg, 1))
-            total = F.sum(F.sum(F.relu(gap) * valid, axis=2), axis=1)
-            return total / F.maximum(F.sum(F.sum(valid, axis=2), axis=1), 1)
-        if self.mining == "hard":
-            pick = F.argmin(d + big * (1 - neg), axis=1)  # (N,) closest negative per anchor
-            d_an = F.broadcast_like(F.expand_dims(F.pick(d, pick, axis=1), 1), d)  # (N, N)
-        else:
-            # [a, p, n] = d(a, n), repeated over p
-            d_n = F.broadcast_add(F.expand_dims(d, 1), F.expand_dims(F.zeros_like(d), 2))
-            d_p = F.expand_dims(d, 2)  # [a, p, 1] = d(a, p)
-            farther = F.broadcast_mul(F.broadcast_greater(d_n, d_p), F.expand_dims(neg, 1))
-            semi = F.argmin(d_n + big * (1 - farther), axis=2)  # (N, N)
-            fallback = F.argmax(d - big * (1 - neg), axis=1)  # (N,) farthest negative
-            exists = F.max(farther, axis=2)  # (N, N)
-            choice = F.where(exists, semi, F.broadcast_like(F.expand_dims(fallback, 1), d))
-            d_an = F.pick(d_n, choice, axis=2)  # (N, N)
-        per_pair = F.relu(d - d_an + self.margin) * pos
-        return F.sum(per_pair, axis=1) / F.maximum(F.sum(pos, axis=1), 1)
+        return MINERS[self.mining](F, d, pos, neg, self.margin)
 
     def example_targets(self, n: int, ctx) -> list:
         return [mx.nd.arange(n, ctx=ctx) % 2, mx.nd.arange(n, ctx=ctx)]
