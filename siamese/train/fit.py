@@ -159,7 +159,10 @@ def _pair_lists(parts: Parts, folder: Path) -> dict:
 def start(parts: Parts, run: RunDir, resume: Optional[tuple]) -> State:
     """A fresh state, or the checkpoint's (parameters and optimizer restored, data checked)."""
     data = parts.data
-    digests = dict(zip(data.folder.paths, image_digests(data.images)))
+    digests = dict(zip(data.folder.paths, data.digests if data.digests is not None
+                       else image_digests(data.images)))
+    if data.storage is not None:
+        write_json(run.storage, data.storage)
     if resume is None:
         _pair_lists(parts, run.pairs)
         write_digests(run.digest_file, list(digests), list(digests.values()))
