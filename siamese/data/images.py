@@ -25,6 +25,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
                     ".ppm")
 
 
+class DamagedSource(UserError):
+    """The container of the images (a pack) is damaged: the run stops, nothing is skipped."""
+
+
 def _convert(img: Image.Image, size: Sequence[int], channels: int) -> np.ndarray:
     img.load()  # decodes fully: a truncated file raises here instead of going black
     img = img.convert(COLOR_MODES[channels])
@@ -77,6 +81,8 @@ def decode_each(n: int, load: Callable[[int], np.ndarray],
     def one(i: int) -> None:
         try:
             sink(i, load(i))
+        except DamagedSource:
+            raise
         except UserError as e:
             bad.append((i, str(e)))
 

@@ -20,7 +20,7 @@ from .augment import Augment, as_augment
 from .prepare import PairData
 from .sampling import PairSampler
 from .views import get_view
-from .workers import in_workers
+from .workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,9 @@ class TrainPairs:
         rng = np.random.default_rng([self.seed, 3, epoch])
         rows = self.rows(epoch, rng)
         if self.data.workers:
-            return _as_nd(in_workers(self._batch_task, [
+            return _as_nd(self.pool().map(
                 (rows[b * self.batch_size:(b + 1) * self.batch_size], epoch, b)
-                for b in range(len(rows) // self.batch_size)], self.data.workers))
+                for b in range(len(rows) // self.batch_size)))
 
         def batchify(samples: list) -> tuple:
             return tuple(mx.nd.array(a, dtype="float32") for a in self.arrays(samples, rng))
@@ -110,6 +110,18 @@ class TrainPairs:
 
     def _batch_task(self, rows: np.ndarray, epoch: int, b: int) -> tuple:
         return self.arrays(rows, np.random.default_rng([self.seed, 5, epoch, b]))
+
+    def pool(self) -> WorkerPool:
+        """The data.workers processes, started on first use and kept until `close`."""
+        if getattr(self, "_pool", None) is None:
+            self._pool = WorkerPool(self._batch_task, self.data.workers)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any."""
+        if getattr(self, "_pool", None) is not None:
+            self._pool.close()
+            self._pool = None
 
 
 def _as_nd(batches):
@@ -181,8 +193,7 @@ class TrainPK(TrainPairs):
         rng = np.random.default_rng([self.seed, 3, epoch])
         rows = self.rows(epoch, rng)
         if self.data.workers:
-            return _as_nd(in_workers(self._batch_task, [(row, epoch, b) for b, row in
-                                                        enumerate(rows)], self.data.workers))
+            return _as_nd(self.pool().map((row, epoch, b) for b, row in enumerate(rows)))
         return _as_nd(self.arrays(row, rng) for row in rows)
 
 

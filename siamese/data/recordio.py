@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import UserError
+from .images import DamagedSource
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -60,13 +60,13 @@ def pack_record(label: float, index: int, image: bytes) -> bytes:
 def unpack_record(record: bytes, where: str) -> Tuple[int, np.ndarray, bytes]:
     """(flag, labels float32 (max(flag, 1),), image bytes) of a record written by `pack`."""
     if len(record) < _HEADER.size:
-        raise UserError(f"{where}: record shorter than its header; the pack is damaged")
+        raise DamagedSource(f"{where}: record shorter than its header; the pack is damaged")
     flag, label, _, _ = _HEADER.unpack_from(record)
     body = record[_HEADER.size:]
     if flag == 0:
         return 0, np.array([label], np.float32), body
     if len(body) < 4 * flag:
-        raise UserError(f"{where}: record shorter than its {flag} labels; the pack is damaged")
+        raise DamagedSource(f"{where}: record shorter than its {flag} labels; the pack is damaged")
     return flag, np.frombuffer(body[:4 * flag], np.float32).copy(), body[4 * flag:]
 
 
@@ -92,20 +92,20 @@ class RecordFile:
             fh.seek(pos)
             head = fh.read(8)
             if len(head) < 8 or head[:4] != _MAGIC_BYTES:
-                raise UserError(f"{self.rec}: record {key}: no record at offset {pos} (bad "
+                raise DamagedSource(f"{self.rec}: record {key}: no record at offset {pos} (bad "
                                 f"magic or truncated file); the pack is damaged")
             word = struct.unpack("<I", head[4:])[0]
             flag, length = word >> 29, word & ((1 << 29) - 1)
             data = fh.read(length)
             if len(data) < length:
-                raise UserError(f"{self.rec}: record {key} runs past the end of the file; the "
+                raise DamagedSource(f"{self.rec}: record {key} runs past the end of the file; the "
                                 f"pack is damaged (truncated)")
             parts.append(data)
             pos += 8 + ((length + 3) >> 2 << 2)
             if flag in (0, 3):
                 return _MAGIC_BYTES.join(parts)
             if flag not in (1, 2):
-                raise UserError(f"{self.rec}: record {key}: bad continuation flag {flag}; the "
+                raise DamagedSource(f"{self.rec}: record {key}: bad continuation flag {flag}; the "
                                 f"pack is damaged")
 
 
@@ -115,21 +115,21 @@ def read_idx(path: Path, rec_size: int) -> Dict[int, int]:
     try:
         lines = Path(path).read_text().splitlines()
     except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read the pack's index ({e})") from None
+        raise DamagedSource(f"{path}: cannot read the pack's index ({e})") from None
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             key, offset = (int(v) for v in line.split("\t"))
         except ValueError:
-            raise UserError(f"{path}:{n}: expected key<TAB>offset, got {line[:60]!r}; the "
+            raise DamagedSource(f"{path}:{n}: expected key<TAB>offset, got {line[:60]!r}; the "
                             f"pack's index is damaged") from None
         if not 0 <= offset <= rec_size - 8:
-            raise UserError(f"{path}:{n}: offset {offset} lies outside the .rec ({rec_size} "
+            raise DamagedSource(f"{path}:{n}: offset {offset} lies outside the .rec ({rec_size} "
                             f"bytes); the pack is damaged or truncated")
         out[key] = offset
     if not out:
-        raise UserError(f"{path}: the pack's index lists no records")
+        raise DamagedSource(f"{path}: the pack's index lists no records")
     return out
 
 
@@ -141,12 +141,12 @@ def read_lst(path: Path) -> Dict[int, Tuple[float, str]]:
             cols = line.rstrip("\n").split("\t")
             if len(cols) < 3:
                 if line.strip():
-                    raise UserError(f"{path}:{n}: expected index<TAB>label<TAB>path")
+                    raise DamagedSource(f"{path}:{n}: expected index<TAB>label<TAB>path")
                 continue
             try:
                 out[int(cols[0])] = (float(cols[1]), cols[-1])
             except ValueError:
-                raise UserError(f"{path}:{n}: expected index<TAB>label<TAB>path") from None
+                raise DamagedSource(f"{path}:{n}: expected index<TAB>label<TAB>path") from None
     return out
 
 
@@ -183,7 +183,8 @@ def open_pack(rec: Path) -> Tuple[Pack, List[str], np.ndarray, List[str]]:
     rec = Path(rec)
     idx, lst = rec.with_suffix(".idx"), rec.with_suffix(".lst")
     if not rec.is_file() or not idx.is_file():
-        raise UserError(f"data.root: {rec}: a pack needs {rec.name} and {idx.name} side by side")
+        raise DamagedSource(f"data.root: {rec}: a pack needs {rec.name} and {idx.name} side "
+                            f"by side")
     records = RecordFile(rec, read_idx(idx, os.path.getsize(rec)))
     keys = image_keys(records)
     listed = read_lst(lst) if lst.is_file() else {}

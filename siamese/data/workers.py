@@ -39,37 +39,64 @@ class WorkerDied(RunError):
     """A decoding worker process ended without finishing its batch."""
 
 
-def in_workers(fn: Callable, tasks: Iterable[tuple], workers: int) -> Iterator:
-    """fn(*task) for every task, in order, computed by `workers` forked processes.
+def _died() -> WorkerDied:
+    return WorkerDied("data.workers: a batch-decoding worker process died (killed or out of "
+                      "memory); training stopped, the last checkpoint is kept. Resume with "
+                      "--resume, or set data.workers: 0")
+
+
+class WorkerPool:
+    """`workers` forked processes that run `fn` on tasks, kept for the whole run.
 
     Args:
-        fn: returns picklable values (numpy arrays); runs in a child process.
-        tasks: argument tuples, small (they are pickled to the workers).
-    Raises:
-        WorkerDied: a worker process died; the others are stopped.
+        fn: returns picklable values (numpy arrays); runs in a child process, which inherits
+            everything `fn` refers to at the time of the first `map`.
     """
-    job = id(fn)
-    _JOBS[job] = fn
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_quiet)
+
+    _next = 0
+
+    def __init__(self, fn: Callable, workers: int):
+        WorkerPool._next += 1
+        self.job, self.workers = WorkerPool._next, workers
+        _JOBS[self.job] = fn
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                        initializer=_quiet)
+
+    def _submit(self, task: tuple):
+        try:
+            return self.pool.submit(_run, self.job, task)
+        except BrokenProcessPool:
+            raise _died() from None
+
+    def map(self, tasks: Iterable[tuple]) -> Iterator:
+        """fn(*task) for every task, in order, `AHEAD` per worker computed ahead.
+
+        Raises:
+            WorkerDied: a worker process died.
+        """
+        it = iter(tasks)
+        queue = [self._submit(t) for _, t in zip(range(AHEAD * self.workers), it)]
+        try:
+            while queue:
+                try:
+                    out = queue.pop(0).result()
+                except BrokenProcessPool:
+                    raise _died() from None
+                queue += [self._submit(t) for _, t in zip(range(1), it)]
+                yield out
+        finally:  # an epoch left early (resume skips, a signal): drop what is queued
+            for f in queue:
+                f.cancel()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        _JOBS.pop(self.job, None)
+
+
+def in_workers(fn: Callable, tasks: Iterable[tuple], workers: int) -> Iterator:
+    """fn(*task) for every task, in order, from a pool of `workers` processes made for them."""
+    pool = WorkerPool(fn, workers)
     try:
-        queue, it = [], iter(tasks)
-        for task in it:
-            queue.append(pool.submit(_run, job, task))
-            if len(queue) >= AHEAD * workers:
-                break
-        while queue:
-            head = queue.pop(0)
-            try:
-                out = head.result()
-            except BrokenProcessPool:
-                raise WorkerDied("data.workers: a batch-decoding worker process died (killed "
-                                 "or out of memory); training stopped, the last checkpoint is "
-                                 "kept. Resume with --resume, or set data.workers: 0") from None
-            for task in it:
-                queue.append(pool.submit(_run, job, task))
-                break
-            yield out
+        yield from pool.map(tasks)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        _JOBS.pop(job, None)
+        pool.close()

@@ -9,6 +9,7 @@ and exporting are the caller's (siamese.pipeline).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import signal
@@ -237,7 +238,7 @@ def fit(cfg: Config, run: RunDir, progress: bool = False,
     write_sharing_map(parts, run)
     state = start(parts, run, resume)
     policy = NONFINITE[cfg.train.nonfinite](cfg.train.max_skipped_batches)
-    with StopOnSignal() as stop:
+    with StopOnSignal() as stop, contextlib.closing(parts.train_pairs):  # data.workers
         while state.epoch < cfg.train.epochs and not state.stopped_early:
             t0, first = time.perf_counter(), state.batch
             done = run_epoch(parts, state, stop, policy, progress)
