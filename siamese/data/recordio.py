@@ -73,40 +73,40 @@ def unpack_record(record: bytes, where: str) -> Tuple[int, np.ndarray, bytes]:
 class RecordFile:
     """Random access to the records of a `.rec` by the offsets of its `.idx`.
 
-    Opens its file once per process (safe across fork: a worker reopens it)."""
+    Positional reads (os.pread) on one descriptor per process: safe from decoding threads, and
+    across fork (a worker opens its own)."""
 
     def __init__(self, rec: Path, offsets: Dict[int, int]):
         self.rec, self.offsets = Path(rec), offsets
         self.size = os.path.getsize(rec)
-        self._fh, self._pid = None, -1
+        self._fd, self._pid = -1, -1
 
-    def _file(self):
+    def _read(self, n: int, pos: int) -> bytes:
         if self._pid != os.getpid():
-            self._fh, self._pid = open(self.rec, "rb"), os.getpid()
-        return self._fh
+            self._fd, self._pid = os.open(self.rec, os.O_RDONLY), os.getpid()
+        return os.pread(self._fd, n, pos)
 
     def read(self, key: int) -> bytes:
-        """The data of record `key`; UserError naming the pack when its bytes are damaged."""
-        fh, pos, parts = self._file(), self.offsets[key], []
+        """The data of record `key`; DamagedSource naming the pack when its bytes are damaged."""
+        pos, parts = self.offsets[key], []
         while True:
-            fh.seek(pos)
-            head = fh.read(8)
+            head = self._read(8, pos)
             if len(head) < 8 or head[:4] != _MAGIC_BYTES:
                 raise DamagedSource(f"{self.rec}: record {key}: no record at offset {pos} (bad "
-                                f"magic or truncated file); the pack is damaged")
+                                    f"magic or truncated file); the pack is damaged")
             word = struct.unpack("<I", head[4:])[0]
             flag, length = word >> 29, word & ((1 << 29) - 1)
-            data = fh.read(length)
+            data = self._read(length, pos + 8)
             if len(data) < length:
-                raise DamagedSource(f"{self.rec}: record {key} runs past the end of the file; the "
-                                f"pack is damaged (truncated)")
+                raise DamagedSource(f"{self.rec}: record {key} runs past the end of the file; "
+                                    f"the pack is damaged (truncated)")
             parts.append(data)
             pos += 8 + ((length + 3) >> 2 << 2)
             if flag in (0, 3):
                 return _MAGIC_BYTES.join(parts)
             if flag not in (1, 2):
-                raise DamagedSource(f"{self.rec}: record {key}: bad continuation flag {flag}; the "
-                                f"pack is damaged")
+                raise DamagedSource(f"{self.rec}: record {key}: bad continuation flag {flag}; "
+                                    f"the pack is damaged")
 
 
 def read_idx(path: Path, rec_size: int) -> Dict[int, int]:

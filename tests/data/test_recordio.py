@@ -152,3 +152,16 @@ def test_an_unreadable_image_in_a_pack_is_a_bad_image(tmp_path):
     f = scan_source(str(tmp_path / "p.rec"))
     with pytest.raises(UserError, match=r"p.rec:class0/001.png: cannot read image"):
         loader(f, (8, 8), 1)(1)
+
+
+def test_decoding_threads_share_one_pack(tmp_path):
+    """decode_each reads a pack from 4 threads at once: positional reads, no shared seek."""
+    from siamese.data.images import decode_each
+
+    root = make_folder(tmp_path / "img", classes=4, per_class=50, size=8)
+    pack_cli.main([str(root), "--out", str(tmp_path / "p"), "--quiet"])
+    f = scan_source(str(tmp_path / "p.rec"))
+    out = np.zeros((len(f.paths), 8, 8, 1), np.uint8)
+    assert decode_each(len(f.paths), loader(f, (8, 8), 1), out.__setitem__) == []
+    want, _ = decode_all([root / p for p in f.paths], (8, 8), 1)
+    np.testing.assert_array_equal(out, want)
