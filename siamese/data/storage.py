@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import UserError
 from . import cache
 from .folder import ImageFolder, scan_folder
-from .images import decode_all, decode_bytes, decode_each, load_image
+from .images import decode_all, decode_bytes, decode_each, load_image, load_images
 from .recordio import open_pack, pack_fingerprint
 
 log = logging.getLogger(__name__)
@@ -132,16 +132,45 @@ def _stream(folder: ImageFolder, load, size, channels: int, info: dict,
                   [digests[i] for i in keep], info)
 
 
-def _cached(folder: ImageFolder, cfg, load, size, channels: int, progress: bool) -> tuple:
-    """(memory map, meta, cache file) of the folder's decoded cache, built if missing or
-    damaged."""
+def _cache_file(folder: ImageFolder, size, channels: int, cache_dir: str) -> Tuple[str, Path]:
+    """(key, path) of the folder's (or pack's) decoded cache at this size and colour."""
     if folder.pack is not None:
         fingerprint = ["pack", pack_fingerprint(folder.root), folder.paths]
     else:
         fingerprint = cache.folder_fingerprint(folder.root, folder.paths)
     key = cache.cache_key(fingerprint, size, channels)
-    where = cache.default_dir() if cfg.cache_dir == "auto" else Path(cfg.cache_dir).expanduser()
-    path = where / f"{key}.u8"
+    where = cache.default_dir() if cache_dir == "auto" else Path(cache_dir).expanduser()
+    return key, where / f"{key}.u8"
+
+
+def load_files(root: Path, names: List[str], size, channels: int, progress: bool = False,
+               cache_dir: str = "auto") -> np.ndarray:
+    """uint8 (len(names), H, W, C) of image files under the folder `root`: rows of the
+    folder's decoded cache when a sound one exists (a run's evaluation maps instead of
+    decoding), else decoded (siamese.data.images.load_images)."""
+    size = [int(v) for v in size]
+    try:
+        folder = scan_folder(root)
+        key, path = _cache_file(folder, size, channels, cache_dir)
+    except (UserError, OSError):
+        folder, path = None, None
+    if path is not None and path.is_file():
+        opened = cache.open_cache(path, key, (len(folder.paths), *size, channels))
+        if opened is not None:
+            bad = {int(i) for i, _ in opened[1]["bad"]}
+            row = {p: k for k, p in enumerate(p for i, p in enumerate(folder.paths)
+                                              if i not in bad)}
+            if all(n in row for n in names):
+                log.info("decoded cache: mapped %s for %d images", path, len(names))
+                return np.asarray(opened[0][[row[n] for n in names]])
+    return load_images([Path(root) / n for n in names], size, channels, progress)
+
+
+def _cached(folder: ImageFolder, cfg, load, size, channels: int, progress: bool) -> tuple:
+    """(memory map, meta, cache file) of the folder's decoded cache, built if missing or
+    damaged."""
+    key, path = _cache_file(folder, size, channels, cfg.cache_dir)
+    where = path.parent
     shape = (len(folder.paths), size[0], size[1], channels)
     try:
         with cache.build_lock(path):

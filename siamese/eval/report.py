@@ -218,9 +218,6 @@ def _defaults(model: Model, target: Path, r: Request) -> Request:
     """The request with the run directory's defaults filled in, checked."""
     if r.root is None and model.run_dir is not None:
         r.root = run_data_root(model.run_dir)
-    if str(r.root).endswith(".rec"):
-        raise UserError(f"--root: {r.root} is a pack; eval.py reads image files: give --root "
-                        f"the folder the pack was made from (docs/data.md)")
     if r.pairs is None and not r.ways and r.episode_file is None and not r.plot_embeddings:
         if model.run_dir is None:
             raise UserError(f"{target}: an export directory needs --pairs FILE, --n-way N or "

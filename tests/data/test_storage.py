@@ -146,16 +146,19 @@ def _metrics(run: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_every_storage_trains_to_the_same_figures(tmp_path):
+def test_every_storage_trains_to_the_same_figures(tmp_path, monkeypatch, capsys):
     """Same seed, same metrics.json and pair files: memory, cache (built, then mapped), stream
-    with 2 worker processes, and a pack of the folder."""
+    with 2 worker processes, and a pack of the folder; eval.py maps the cache too."""
+    import eval as eval_cli
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     root = make_folder(tmp_path / "images", classes=4, per_class=10)
     from siamese.data.packing import write_pack
     write_pack(root, tmp_path / "pack" / "tiny")
     variants = {
         "memory": {"storage": "memory"},
-        "cache1": {"storage": "cache", "cache_dir": str(tmp_path / "c")},
-        "cache2": {"storage": "cache", "cache_dir": str(tmp_path / "c")},
+        "cache1": {"storage": "cache"},
+        "cache2": {"storage": "cache"},
         "stream": {"storage": "stream", "workers": 2},
         "pack": {"root": str(tmp_path / "pack" / "tiny.rec"), "storage": "cache",
                  "cache_dir": str(tmp_path / "c")},
@@ -174,3 +177,8 @@ def test_every_storage_trains_to_the_same_figures(tmp_path):
         for f in ("val.csv", "test.csv", "split.csv", "digests.csv"):
             assert (tmp_path / name / "pairs" / f).read_bytes() == \
                 (tmp_path / "memory" / "pairs" / f).read_bytes(), (name, f)
+    capsys.readouterr()
+    assert eval_cli.main([str(tmp_path / "cache2")]) == 0
+    assert "decoded cache: mapped" in capsys.readouterr().err
+    rep = json.loads((tmp_path / "cache2" / "eval.json").read_text())
+    assert all(rep[k] == out["memory"]["test"][k] for k in ("auc", "eer", "accuracy"))
