@@ -9,6 +9,7 @@ batches ahead. A worker that dies (killed, out of memory) stops the run with a R
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import signal
@@ -26,9 +27,14 @@ _JOBS: Dict[int, Callable] = {}  # filled before the fork, so workers inherit th
 
 
 def _quiet() -> None:
-    """Workers leave SIGINT/SIGTERM to the training process, which stops them itself."""
+    """Workers leave SIGINT/SIGTERM to the training process, which stops them itself; on Linux
+    they die with it (PR_SET_PDEATHSIG), so a killed trainer leaves no orphans."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _run(job: int, args: tuple):
