@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import UserError
 from . import cache
 from .folder import ImageFolder, scan_folder
-from .images import decode_all, decode_bytes, decode_each, load_image, load_images
+from .images import decode_bytes, decode_each, load_image, load_images
 from .recordio import open_pack, pack_fingerprint
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,6 @@ def store(folder: ImageFolder, cfg, progress: bool = False) -> Stored:
     info = {"storage": kind, "source": "pack" if folder.pack is not None else "folder",
             "root": str(folder.root), "images": len(folder.paths), "workers": cfg.workers}
     load = loader(folder, size, channels)
-    if kind == "memory" and folder.pack is None:
-        images, bad = decode_all([folder.root / p for p in folder.paths], size, channels,
-                                 progress)
-        return Stored(images, bad, None, info)
     if kind == "memory":
         images, bad = _decode_memory(len(folder.paths), load, size, channels, progress)
         return Stored(images, bad, None, info)
@@ -118,6 +114,8 @@ def store(folder: ImageFolder, cfg, progress: bool = False) -> Stored:
 def _decode_memory(n: int, load, size, channels: int, progress: bool) -> Tuple[np.ndarray, list]:
     out = np.empty((n, int(size[0]), int(size[1]), channels), np.uint8)
     bad = decode_each(n, load, out.__setitem__, progress)
+    if not bad:
+        return out, bad
     return out[np.setdiff1d(np.arange(n), [i for i, _ in bad])], bad
 
 
