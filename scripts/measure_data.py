@@ -142,12 +142,17 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=2, help="runs per variant (1 = first only)")
     p.add_argument("--cache-dir", default="", help="default: a fresh temporary folder")
     p.add_argument("--out", default="", help="append the results as JSON lines")
+    p.add_argument("--table", action="store_true",
+                   help="print the JSON lines of ROOT (a results file) as a markdown table")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--storage", help=argparse.SUPPRESS)
     p.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
         child(a)
+        return 0
+    if a.table:
+        print(table([json.loads(line) for line in Path(a.root).read_text().splitlines()]))
         return 0
     root = str(Path(a.root).resolve())
     for name in a.variants:
@@ -169,6 +174,27 @@ def main(argv=None) -> int:
             if not a.cache_dir:
                 shutil.rmtree(cache_dir, ignore_errors=True)
     return 0
+
+
+def table(rows: list) -> str:
+    """One line per (set, size, variant): first and second start-up, throughput, memory."""
+    out = ["| images | size | storage | start-up 1st / 2nd run (s) | pairs/s (2nd run) | "
+           "vs memory | peak RSS MB (anon + file) | workers' anon MB |",
+           "|---:|---:|---|---:|---:|---:|---:|---:|"]
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["images"], r["size"], r["variant"]), {})[r["run"]] = r
+    for (n, size, variant), runs in groups.items():
+        first, last = runs[min(runs)], runs[max(runs)]
+        base = groups.get((n, size, "memory"), {})
+        ref = base[max(base)]["pairs_per_s"] if base else None
+        ratio = f"{last['pairs_per_s'] / ref:.0%}" if ref else "-"
+        second = f"{last['startup_s']:.1f}" if len(runs) > 1 else "-"
+        out.append(f"| {n:,} | {size} | {variant} | {first['startup_s']:.1f} / {second} | "
+                   f"{last['pairs_per_s']:.0f} | {ratio} | {last['rss_mb']:.0f} "
+                   f"({last['anon_mb']:.0f} + {last['file_mb']:.0f}) | "
+                   f"{last['workers_anon_mb']:.0f} |")
+    return "\n".join(out)
 
 
 def cpu_model() -> str:
