@@ -125,7 +125,7 @@ def check_pixels(path: Path, meta: dict) -> str:
 
 
 def open_cache(path: Path, key: str, shape: Sequence[int]) -> Optional[Tuple[np.ndarray, dict]]:
-    """(read-only memory map (N_good, H, W, C), meta) of a sound cache file, else None (a
+    """(read-only mapped array (N_good, H, W, C), meta) of a sound cache file, else None (a
     damaged one is logged; the caller rebuilds it)."""
     if not path.is_file():
         return None
@@ -141,7 +141,8 @@ def open_cache(path: Path, key: str, shape: Sequence[int]) -> Optional[Tuple[np.
     n = meta["shape"][0]
     if n == 0:
         return np.zeros(meta["shape"], np.uint8), meta
-    return np.memmap(path, np.uint8, "r", 0, tuple(meta["shape"])), meta
+    # a plain ndarray over the map: batches gathered from it are plain arrays, not memmaps
+    return np.asarray(np.memmap(path, np.uint8, "r", 0, tuple(meta["shape"]))), meta
 
 
 def build_cache(path: Path, key: str, shape: Sequence[int], load: Callable[[int], np.ndarray],

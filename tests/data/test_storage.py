@@ -44,7 +44,8 @@ def reference(root: Path, size=16, channels=1) -> np.ndarray:
 def test_cache_maps_the_same_pixels_and_is_reused(folder, tmp_path, caplog):
     cfg = data_cfg(folder, storage="cache", cache_dir=str(tmp_path / "c"))
     first = store(scan_source(cfg.root), cfg)
-    assert isinstance(first.images, np.memmap) and first.info["cache"]["built"]
+    assert isinstance(first.images.base, np.memmap) and first.info["cache"]["built"]
+    assert not first.images.flags.writeable and not first.images.flags.owndata
     np.testing.assert_array_equal(first.images, reference(folder))
     from siamese.formats.pairsets import image_digests
     assert first.digests == image_digests(reference(folder))
