@@ -113,3 +113,41 @@ def test_a_killed_worker_stops_training_with_exit_1(tmp_path):
             proc.kill()
     assert proc.returncode == 1, err[-2000:]
     assert "error: data.workers: a batch-decoding worker process died" in err
+
+
+@pytest.mark.slow
+def test_sigterm_with_workers_and_a_cache_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """Workers leave the signal to the trainer, which checkpoints; the resumed run replays the
+    same per-batch augmentation and ends with every figure of an uninterrupted run."""
+    import json
+
+    import train
+
+    root = make_folder(tmp_path / "img")
+    cfg = write_config(tmp_path / "c.yaml", root,
+                       data={"storage": "cache", "cache_dir": str(tmp_path / "cache"),
+                             "workers": 2, "augment_shift": 2},
+                       train={"epochs": 3, "pairs_per_epoch": 1600, "batch_size": 8})
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), str(cfg), "--run-dir",
+                             str(tmp_path / "cut")], cwd=ROOT, stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    curves = tmp_path / "cut" / "curves.png"
+    end = time.time() + 240
+    while not curves.exists() and time.time() < end:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-2000:]
+    assert train.main(["--resume", str(tmp_path / "cut")]) == 0
+    assert train.main([str(cfg), "--run-dir", str(tmp_path / "whole")]) == 0
+    clock = ("seconds", "examples_per_s", "train_seconds")
+
+    def figures(run):
+        rows = [{k: v for k, v in json.loads(x).items() if k not in clock}
+                for x in (run / "log.jsonl").read_text().splitlines()]
+        m = json.loads((run / "metrics.json").read_text())
+        return rows, {k: v for k, v in m.items() if k not in clock}
+
+    assert figures(tmp_path / "cut") == figures(tmp_path / "whole")
+    assert len(figures(tmp_path / "cut")[0]) == 3
