@@ -177,21 +177,26 @@ def main(argv=None) -> int:
 
 
 def table(rows: list) -> str:
-    """One line per (set, size, variant): first and second start-up, throughput, memory."""
-    out = ["| images | size | storage | start-up 1st / 2nd run (s) | pairs/s (2nd run) | "
+    """One line per (set, size, variant): start-up of the first and second run, throughput
+    (mean of the runs, each run's second epoch), memory of the last run."""
+    out = ["| images | size | storage | start-up 1st / 2nd run (s) | pairs/s (runs) | "
            "vs memory | peak RSS MB (anon + file) | workers' anon MB |",
            "|---:|---:|---|---:|---:|---:|---:|---:|"]
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["images"], r["size"], r["variant"]), {})[r["run"]] = r
+
+    def speed(runs: dict) -> float:
+        return sum(r["pairs_per_s"] for r in runs.values()) / len(runs)
+
     for (n, size, variant), runs in groups.items():
         first, last = runs[min(runs)], runs[max(runs)]
-        base = groups.get((n, size, "memory"), {})
-        ref = base[max(base)]["pairs_per_s"] if base else None
-        ratio = f"{last['pairs_per_s'] / ref:.0%}" if ref else "-"
+        base = groups.get((n, size, "memory"))
+        ratio = f"{speed(runs) / speed(base):.0%}" if base else "-"
         second = f"{last['startup_s']:.1f}" if len(runs) > 1 else "-"
+        each = ", ".join(f"{r['pairs_per_s']:.0f}" for _, r in sorted(runs.items()))
         out.append(f"| {n:,} | {size} | {variant} | {first['startup_s']:.1f} / {second} | "
-                   f"{last['pairs_per_s']:.0f} | {ratio} | {last['rss_mb']:.0f} "
+                   f"{speed(runs):.0f} ({each}) | {ratio} | {last['rss_mb']:.0f} "
                    f"({last['anon_mb']:.0f} + {last['file_mb']:.0f}) | "
                    f"{last['workers_anon_mb']:.0f} |")
     return "\n".join(out)
