@@ -84,8 +84,11 @@ def main(argv=None) -> int:
     jobs = [(a.out, c, n, a.size, a.channels, a.format, a.kind, a.seed)
             for c, n in enumerate(per)]
     t0 = time.perf_counter()
-    with Pool(a.jobs) as pool:
-        done = sum(pool.imap_unordered(write_class, jobs, chunksize=4))
+    if a.jobs == 1:
+        done = sum(map(write_class, jobs))
+    else:
+        with Pool(a.jobs) as pool:
+            done = sum(pool.imap_unordered(write_class, jobs, chunksize=4))
     print(f"wrote {done} images, {a.classes} classes, {a.size}x{a.size}x{a.channels} "
           f"{a.format} to {a.out} in {time.perf_counter() - t0:.1f}s")
     return 0
