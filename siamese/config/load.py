@@ -53,7 +53,10 @@ def load_config(path: str | Path, overrides: List[str] = ()) -> Config:
     except UserError as e:
         raise UserError(f"--set: {e}") from None
     cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
-    if not Path(cfg.data.root).is_dir():
+    if cfg.data.root.endswith(".rec"):
+        if not Path(cfg.data.root).is_file():
+            raise UserError(f"{path}: data.root: no such pack: {cfg.data.root}")
+    elif not Path(cfg.data.root).is_dir():
         raise UserError(f"{path}: data.root: no such folder: {cfg.data.root}")
     return cfg
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -113,3 +114,18 @@ def check(cfg: Config) -> None:
     for key in ("mean", "std"):
         if len(getattr(d, key)) not in (1, d.channels):
             raise UserError(f"data.{key}: needs 1 or {d.channels} values (data.channels)")
+    check_storage(d)
+
+
+def check_storage(d) -> None:
+    """data.root (folder or pack), data.storage, data.cache_dir and data.workers together."""
+    if d.root.endswith((".idx", ".lst")):
+        raise UserError(f"data.root: name the pack's .rec file, not {d.root}")
+    if d.cache_dir != "auto" and d.storage in ("memory", "stream"):
+        raise UserError(f"data.cache_dir: set, but data.storage: {d.storage} writes no cache "
+                        f"(use cache or auto)")
+    if os.path.isfile(os.path.expanduser(d.cache_dir)):
+        raise UserError(f"data.cache_dir: {d.cache_dir} is a file, not a folder")
+    if d.workers > 4 * (os.cpu_count() or 1):
+        raise UserError(f"data.workers: {d.workers} processes on {os.cpu_count()} processors "
+                        f"would only contend; at most 4 per processor")

@@ -16,7 +16,17 @@ NO_DOWNLOAD = ("model.pretrained: true would download weights, and this tool nev
 
 @dataclass
 class DataConfig:
-    root: str = _f("data/digits", "image folder, one sub-folder per class (PNG/JPEG/BMP/GIF)")
+    root: str = _f("data/digits", "image folder, one sub-folder per class (PNG/JPEG/BMP/GIF), "
+                   "or a RecordIO pack NAME.rec (with NAME.idx; python -m siamese.pack)")
+    storage: Literal["auto", "memory", "cache", "stream"] = _f(
+        "auto", "decoded images: memory (one array), cache (a memory-mapped file under "
+        "data.cache_dir, written on first use), stream (decoded per batch); auto = memory "
+        "below 20000 images, else cache"
+    )
+    cache_dir: str = _f("auto", "folder of the decoded cache files (auto = "
+                        "$XDG_CACHE_HOME/siamese, else ~/.cache/siamese)")
+    workers: int = _f(0, "processes that decode and augment training batches while the "
+                      "network trains (0 = in the training process)", min=0, max=64)
     split: Literal["image", "class"] = _f(
         "image", "image: classes shared, images disjoint; class: val/test classes unseen"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -25,13 +25,15 @@ class ImageFolder:
         labels: int array (N,), index into `classes`.
         classes: sub-folder names, sorted.
         images: uint8 (N, H, W, C) decoded images once loaded (see siamese.data.prepare), else None.
+        pack: the opened RecordIO pack (siamese.data.recordio.Pack) when root is a `.rec`.
     """
 
     root: Path
     paths: List[str]
     labels: np.ndarray
     classes: List[str]
-    images: Optional[np.ndarray] = None
+    images: Optional[Any] = None
+    pack: Optional[Any] = None
 
 
 def _visible(p: Path) -> bool:

@@ -6,13 +6,15 @@ the numbers it was trained and scored on.
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from ..errors import UserError
 from ..formats.preprocess import COLOR_MODES
@@ -21,6 +23,20 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
                     ".ppm")
+
+
+class DamagedSource(UserError):
+    """The container of the images (a pack) is damaged: the run stops, nothing is skipped."""
+
+
+def _convert(img: Image.Image, size: Sequence[int], channels: int) -> np.ndarray:
+    img.load()  # decodes fully: a truncated file raises here instead of going black
+    img = img.convert(COLOR_MODES[channels])
+    h, w = int(size[0]), int(size[1])
+    if img.size != (w, h):
+        img = img.resize((w, h), Image.BILINEAR)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr.reshape(arr.shape[0], arr.shape[1], channels)
 
 
 def load_image(path: str | Path, size: Sequence[int], channels: int) -> np.ndarray:
@@ -37,15 +53,50 @@ def load_image(path: str | Path, size: Sequence[int], channels: int) -> np.ndarr
     """
     try:
         with Image.open(path) as img:
-            img.load()  # decodes fully: a truncated file raises here instead of going black
-            img = img.convert(COLOR_MODES[channels])
-            h, w = int(size[0]), int(size[1])
-            if img.size != (w, h):
-                img = img.resize((w, h), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
+            return _convert(img, size, channels)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
         raise UserError(f"{path}: cannot read image ({e})") from None
-    return arr.reshape(arr.shape[0], arr.shape[1], channels)
+
+
+def decode_bytes(data: bytes, size: Sequence[int], channels: int, name: str) -> np.ndarray:
+    """`load_image` for an encoded image held in memory (a pack's record); `name` is named in
+    the UserError."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return _convert(img, size, channels)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        raise UserError(f"{name}: cannot read image ({e})") from None
+
+
+def decode_each(n: int, load: Callable[[int], np.ndarray],
+                sink: Callable[[int, np.ndarray], None], progress: bool = False,
+                desc: str = "decode") -> list:
+    """Decode items 0..n-1 with `load(i)` on 4 threads and hand each to `sink(i, image)`.
+
+    Returns:
+        [(index, message)] of the items `load` refused with a UserError, sorted.
+    """
+    bad: list = []
+
+    def one(i: int) -> None:
+        try:
+            sink(i, load(i))
+        except DamagedSource:
+            raise
+        except UserError as e:
+            bad.append((i, str(e)))
+
+    if n:
+        pool = ThreadPoolExecutor(max_workers=4)
+        try:
+            jobs = pool.map(one, range(n))
+            if progress:
+                jobs = tqdm(jobs, total=n, desc=desc, unit="img", leave=False)
+            for _ in jobs:
+                pass
+        finally:  # a signal (or an error) stops the decoding without waiting for the queue
+            pool.shutdown(wait=True, cancel_futures=True)
+    return sorted(bad)
 
 
 def decode_all(paths: Sequence[str | Path], size: Sequence[int], channels: int,
@@ -56,27 +107,12 @@ def decode_all(paths: Sequence[str | Path], size: Sequence[int], channels: int,
         (uint8 array (N_good, H, W, C) of the readable files in order, [(index, message)]).
     """
     out = np.empty((len(paths), int(size[0]), int(size[1]), channels), dtype=np.uint8)
-    bad: list = []
 
-    def one(i: int) -> None:
-        try:
-            out[i] = load_image(paths[i], size, channels)
-        except UserError as e:
-            bad.append((i, str(e)))
+    def sink(i: int, image: np.ndarray) -> None:
+        out[i] = image
 
-    if len(paths):
-        pool = ThreadPoolExecutor(max_workers=4)
-        try:
-            jobs = pool.map(one, range(len(paths)))
-            if progress:
-                from tqdm import tqdm
-
-                jobs = tqdm(jobs, total=len(paths), desc="decode", unit="img", leave=False)
-            for _ in jobs:
-                pass
-        finally:  # a signal (or an error) stops the decoding without waiting for the queue
-            pool.shutdown(wait=True, cancel_futures=True)
-    bad.sort()
+    bad = decode_each(len(paths), lambda i: load_image(paths[i], size, channels), sink,
+                      progress)
     if not bad:
         return out, bad
     return out[np.setdiff1d(np.arange(len(paths)), [i for i, _ in bad])], bad

@@ -20,6 +20,7 @@ from .augment import Augment, as_augment
 from .prepare import PairData
 from .sampling import PairSampler
 from .views import get_view
+from .workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -70,31 +71,62 @@ class TrainPairs:
         """(image index columns (B, n_inputs) into the split, targets as numpy arrays)."""
         return rows[:, :2], [rows[:, 2].astype(np.float32)]
 
-    def loader(self, epoch: int) -> gluon.data.DataLoader:
-        """The DataLoader for one epoch: yields tuples of NDArrays (images..., targets...)."""
-        rng = np.random.default_rng([self.seed, 3, epoch])
+    def rows(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        """This worker's examples of one epoch, a whole number of batches."""
         rows = self.draw(self.pairs_per_epoch, rng)[self.rank::self.workers]
-        rows = rows[:self.batches_per_epoch() * self.batch_size]
-        images, mean, std, augment = self.data.images, self.data.mean, self.data.std, \
-            self.augment
-        index, k = self.index, self.n_inputs
-        view = None if self.data.right_view == "none" else get_view(self.data.right_view)
+        return rows[:self.batches_per_epoch() * self.batch_size]
+
+    def arrays(self, samples, rng: np.random.Generator) -> tuple:
+        """numpy arrays of one batch: `n_inputs` images (B, C, H, W), then the targets."""
+        cols, targets = self.columns(np.asarray(samples))
+        n, k = len(cols), self.n_inputs
+        sides = self.index[cols.T.reshape(-1)]  # (k * B,): side 1 of every example, side 2...
+        raw = self.data.images[sides]
+        if k == 2 and self.data.right_view != "none":
+            raw[n:] = get_view(self.data.right_view)(raw[n:])  # the right image of every pair
+        x = to_tensor(self.augment(raw, rng), self.data.mean, self.data.std)
+        return tuple([x[i * n:(i + 1) * n] for i in range(k)] + list(targets))
+
+    def loader(self, epoch: int):
+        """One epoch's batches: tuples of NDArrays (images..., targets...).
+
+        With data.workers, worker processes compute them, batch b augmented from a generator
+        seeded with (seed, epoch, b) (the same for any number of workers); without, in this
+        process, from one generator for the epoch."""
+        rng = np.random.default_rng([self.seed, 3, epoch])
+        rows = self.rows(epoch, rng)
+        if self.data.workers:
+            return _as_nd(self.pool().map(
+                (rows[b * self.batch_size:(b + 1) * self.batch_size], epoch, b)
+                for b in range(len(rows) // self.batch_size)))
 
         def batchify(samples: list) -> tuple:
-            cols, targets = self.columns(np.asarray(samples))
-            n = len(cols)
-            sides = index[cols.T.reshape(-1)]  # (k * B,): side 1 of every example, side 2, ...
-            raw = images[sides]
-            if k == 2 and view is not None:
-                raw[n:] = view(raw[n:])  # the right image of every pair
-            x = to_tensor(augment(raw, rng), mean, std)
-            return tuple([mx.nd.array(x[i * n:(i + 1) * n]) for i in range(k)]
-                         + [mx.nd.array(t, dtype="float32") for t in targets])
+            return tuple(mx.nd.array(a, dtype="float32") for a in self.arrays(samples, rng))
 
         return gluon.data.DataLoader(
             gluon.data.ArrayDataset(rows), batch_size=self.batch_size, shuffle=False,
             last_batch="discard", batchify_fn=batchify,
         )
+
+    def _batch_task(self, rows: np.ndarray, epoch: int, b: int) -> tuple:
+        return self.arrays(rows, np.random.default_rng([self.seed, 5, epoch, b]))
+
+    def pool(self) -> WorkerPool:
+        """The data.workers processes, started on first use and kept until `close`."""
+        if getattr(self, "_pool", None) is None:
+            self._pool = WorkerPool(self._batch_task, self.data.workers)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any."""
+        if getattr(self, "_pool", None) is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def _as_nd(batches):
+    for arrays in batches:
+        yield tuple(mx.nd.array(a, dtype="float32") for a in arrays)
 
 
 class TrainTriplets(TrainPairs):
@@ -146,18 +178,23 @@ class TrainPK(TrainPairs):
         batches = max(n // self.batch_size, 1)
         return np.stack([self.sampler.pk_batch(self.p, self.k, rng) for _ in range(batches)])
 
+    def rows(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        rows = self.draw(self.pairs_per_epoch, rng)[self.rank::self.workers]
+        return rows[:self.batches_per_epoch()]
+
+    def arrays(self, row, rng: np.random.Generator) -> tuple:
+        """(x (PK, C, H, W), class labels (PK,), image ids (PK,)) of one batch row."""
+        x = to_tensor(self.augment(self.data.images[self.index[row]], rng), self.data.mean,
+                      self.data.std)
+        return x, self.sampler.labels[row].astype(np.float32), row.astype(np.float32)
+
     def loader(self, epoch: int):
         """Yields (x (PK, C, H, W), labels (PK,), ids (PK,)) NDArrays, one per batch."""
         rng = np.random.default_rng([self.seed, 3, epoch])
-        rows = self.draw(self.pairs_per_epoch, rng)[self.rank::self.workers]
-        rows = rows[:self.batches_per_epoch()]
-        images, mean, std, augment = self.data.images, self.data.mean, self.data.std, \
-            self.augment
-        labels = self.sampler.labels
-        for row in rows:
-            x = to_tensor(augment(images[self.index[row]], rng), mean, std)
-            yield (mx.nd.array(x), mx.nd.array(labels[row], dtype="float32"),
-                   mx.nd.array(row, dtype="float32"))
+        rows = self.rows(epoch, rng)
+        if self.data.workers:
+            return _as_nd(self.pool().map((row, epoch, b) for b, row in enumerate(rows)))
+        return _as_nd(self.arrays(row, rng) for row in rows)
 
 
 class NoExamples(TrainPairs):

@@ -163,6 +163,9 @@ def read_pair_file(path: str | Path, root: str | Path, allow_outside: bool = Fal
         UserError: naming the file and line of the first problem.
     """
     path, root = Path(path), Path(root)
+    if root.suffix == ".rec":
+        raise UserError(f"--root: {root} is a pack; eval.py reads image files: give --root the "
+                        f"folder the pack was made from (docs/data.md)")
     if not root.is_dir():
         raise UserError(f"--root: no such folder: {root}")
     text = _read_text(path)

@@ -1,22 +1,23 @@
 """Everything a run needs from its images: decoded once, split, with fixed val/test pairs.
 
-Every image of the run is decoded once into a uint8 array (N, H, W, C). Training batches gather
-rows from that array (siamese.data.loaders), so an epoch costs no file I/O.
+Every image of the run is decoded once into a uint8 array (N, H, W, C) in memory, or mapped from
+the decoded cache on disk, or decoded batch by batch (siamese.data.storage). Training batches
+gather rows from it (siamese.data.loaders).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from ..errors import UserError
-from .folder import ImageFolder, scan_folder
-from .images import decode_all
+from .folder import ImageFolder
 from .sampling import PairSampler
 from .splits import labeled_subset, split_indices
+from .storage import Stored, scan_source, store
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,12 @@ class PairData:
 
     Attributes:
         folder: the scanned image folder.
-        images: uint8 (N, H, W, C), every image of the folder, decoded and resized.
+        images: uint8 (N, H, W, C), every image of the folder, decoded and resized (an array,
+            a memory map of the decoded cache, or siamese.data.storage.StreamImages).
         splits: "train" / "val" / "test" -> image indices into `images`.
         pairs: "val" / "test" -> (n, 3) rows of (i, j, label), indices into `images`.
+        digests: every image's digest when the storage knows them, else None.
+        storage: how the images are kept (written to the run directory's storage.json).
     """
 
     folder: ImageFolder
@@ -39,6 +43,9 @@ class PairData:
     mean: List[float]
     std: List[float]
     right_view: str = "none"  # data.right_view: applied to the right image of every pair
+    digests: Optional[List[str]] = None
+    storage: Optional[dict] = None
+    workers: int = 0  # data.workers: processes decoding and augmenting training batches
 
 
 def prepare(cfg, seed: int, progress: bool = False, unlabelled_ok: bool = False) -> PairData:
@@ -50,7 +57,9 @@ def prepare(cfg, seed: int, progress: bool = False, unlabelled_ok: bool = False)
         unlabelled_ok: reconstruction-only training: a flat folder of images is accepted, and
             splits that cannot form pairs give none (evaluation is reconstruction only).
     """
-    folder = drop_bad_images(scan_folder(cfg.root, flat=unlabelled_ok), cfg, progress)
+    folder = scan_source(cfg.root, flat=unlabelled_ok)
+    stored = store(folder, cfg, progress)
+    folder = drop_bad_images(folder, stored, cfg)
     images = folder.images
     assert images is not None
     splits = split_indices(folder.labels, cfg.split, cfg.val_fraction, cfg.test_fraction, seed)
@@ -81,15 +90,15 @@ def prepare(cfg, seed: int, progress: bool = False, unlabelled_ok: bool = False)
              f" ({len(splits['train'])} training images labelled)" if cfg.labeled_per_class
              else "", len(pairs["val"]), len(pairs["test"]))
     return PairData(folder, images, splits, pairs, list(cfg.mean), list(cfg.std),
-                    cfg.right_view)
+                    cfg.right_view, stored.digests, stored.info, cfg.workers)
 
 
-def drop_bad_images(folder: ImageFolder, cfg, progress: bool) -> ImageFolder:
-    """Decode every image once (a full decode: truncated files fail here, not later as black
-    images). Unreadable ones are skipped with a warning each, or (`data.bad_images: error`)
-    stop the run naming them. Returns the folder without them, `images` attached."""
-    images, bad = decode_all([folder.root / p for p in folder.paths], cfg.image_size,
-                             cfg.channels, progress=progress)
+def drop_bad_images(folder: ImageFolder, stored: Stored, cfg) -> ImageFolder:
+    """Every image was decoded once by the storage (a full decode: truncated files fail there,
+    not later as black images). Unreadable ones are skipped with a warning each, or
+    (`data.bad_images: error`) stop the run naming them. Returns the folder without them,
+    `images` attached."""
+    images, bad = stored.images, stored.bad
     if bad and cfg.bad_images == "error":
         names = ", ".join(folder.paths[i] for i, _ in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
@@ -106,5 +115,8 @@ def drop_bad_images(folder: ImageFolder, cfg, progress: bool) -> ImageFolder:
     for c in np.flatnonzero(counts < 2):
         log.warning("class %s has %d usable image(s): it takes part in different pairs only",
                     folder.classes[c], counts[c])
+    pack = folder.pack
+    if pack is not None:
+        pack = type(pack)(pack.records, [pack.keys[i] for i in keep])
     return ImageFolder(folder.root, [folder.paths[i] for i in keep], labels, folder.classes,
-                       images)
+                       images, pack)

@@ -18,7 +18,7 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 
-from ..data.images import load_images
+from ..data.storage import load_files
 from ..data.views import get_view
 from ..errors import UserError
 from ..formats.bundle import load_symbol, read_meta
@@ -183,12 +183,13 @@ def load_branch(export_dir: Path, ctx: mx.Context = mx.cpu()):
 
 
 def score_pair_list(comparator: Comparator, pairs, root, size, channels: int,
-                    progress: bool = False) -> tuple:
+                    progress: bool = False, cache_dir: str = "auto") -> tuple:
     """Scores of a PairList (siamese.data.pairfiles) whose paths are relative to `root`. Each
-    unique image is decoded once (and, for embedding models, embedded once per side).
+    unique image is decoded once, or mapped from the folder's decoded cache (and, for
+    embedding models, embedded once per side).
     Returns (scores (n,), the unique image paths, their decoded images)."""
     names = sorted(set(pairs.left) | set(pairs.right))
-    images = load_images([Path(root) / n for n in names], size, channels, progress)
+    images = load_files(Path(root), names, size, channels, progress, cache_dir)
     index = {n: k for k, n in enumerate(names)}
     scores = comparator.score(images, [index[p] for p in pairs.left],
                               [index[p] for p in pairs.right], progress)

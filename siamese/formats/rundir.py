@@ -9,6 +9,7 @@
     checkpoints/     last.ckpt, best.ckpt, epoch-NNNN.ckpt (see siamese.formats.checkpoint)
     pairs/           val.csv and test.csv (left,right,label relative to data.root), split.csv,
                      digests.csv (a fingerprint of every image's pixels)
+    storage.json     where the images came from and how they were kept (siamese.data.storage)
     metrics.json     {"val": {...}, "test": {...}, "best_epoch", "train_seconds", ...}
     export/          branch-symbol.json, branch-0000.params, model.json (siamese.formats.bundle)
 """
@@ -25,7 +26,7 @@ from typing import List
 from ..errors import UserError
 
 ARTEFACTS = ("config.yaml", "log.jsonl", "train.log", "metrics.json", "checkpoints", "pairs",
-             "export", "curves.png", "tensorboard")
+             "export", "curves.png", "tensorboard", "storage.json")
 SPLIT_FILES = ("val.csv", "test.csv", "split.csv")
 
 
@@ -59,6 +60,10 @@ class RunDir:
     @property
     def train_log(self) -> Path:
         return self.root / "train.log"
+
+    @property
+    def storage(self) -> Path:
+        return self.root / "storage.json"
 
     @property
     def metrics(self) -> Path:

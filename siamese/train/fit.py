@@ -9,6 +9,7 @@ and exporting are the caller's (siamese.pipeline).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import signal
@@ -159,7 +160,10 @@ def _pair_lists(parts: Parts, folder: Path) -> dict:
 def start(parts: Parts, run: RunDir, resume: Optional[tuple]) -> State:
     """A fresh state, or the checkpoint's (parameters and optimizer restored, data checked)."""
     data = parts.data
-    digests = dict(zip(data.folder.paths, image_digests(data.images)))
+    digests = dict(zip(data.folder.paths, data.digests if data.digests is not None
+                       else image_digests(data.images)))
+    if data.storage is not None:
+        write_json(run.storage, data.storage)
     if resume is None:
         _pair_lists(parts, run.pairs)
         write_digests(run.digest_file, list(digests), list(digests.values()))
@@ -234,7 +238,7 @@ def fit(cfg: Config, run: RunDir, progress: bool = False,
     write_sharing_map(parts, run)
     state = start(parts, run, resume)
     policy = NONFINITE[cfg.train.nonfinite](cfg.train.max_skipped_batches)
-    with StopOnSignal() as stop:
+    with StopOnSignal() as stop, contextlib.closing(parts.train_pairs):  # data.workers
         while state.epoch < cfg.train.epochs and not state.stopped_early:
             t0, first = time.perf_counter(), state.batch
             done = run_epoch(parts, state, stop, policy, progress)
