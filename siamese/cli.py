@@ -66,6 +66,25 @@ def _exit_code(main: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001
+        # The signal handler raises wherever the main thread is: inside threading's own lock
+        # code, the unwinding can fail ("release unlocked lock") and hide the Interrupted.
+        cause = _interrupted_in(e)
+        if cause is None:
+            raise
+        print(str(cause), file=sys.stderr)
+        return cause.code
+
+
+def _interrupted_in(e: BaseException) -> Optional[Interrupted]:
+    """The Interrupted an exception was raised while handling, if any."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, Interrupted):
+            return e
+        seen.add(id(e))
+        e = e.__context__ or e.__cause__
+    return None
 
 
 def rates(text: str) -> list:

@@ -279,3 +279,26 @@ def test_disk_full_keeps_the_previous_checkpoint(trained_run, tmp_path):
     assert "previous checkpoint is unchanged" in proc.stderr
     assert last.read_bytes() == before
     assert not [p for p in (run_dir / "checkpoints").iterdir() if ".tmp" in p.name]
+
+
+def test_a_signal_that_breaks_the_unwinding_still_exits_with_its_code(capsys):
+    """The handler raises wherever the main thread is; inside threading's lock code the
+    unwinding itself can fail (RuntimeError: release unlocked lock, seen once under load). The
+    exit status is still the signal's."""
+    from siamese.cli import run
+    from siamese.errors import Interrupted
+
+    def body() -> int:
+        try:
+            raise Interrupted(signal.SIGTERM, "SIGTERM: stopped outside the training loop")
+        finally:
+            raise RuntimeError("release unlocked lock")
+
+    assert run(body) == 143
+    assert "stopped outside the training loop" in capsys.readouterr().err
+
+    def other() -> int:
+        raise RuntimeError("a real bug")
+
+    with pytest.raises(RuntimeError, match="a real bug"):
+        run(other)
