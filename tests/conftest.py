@@ -47,6 +47,22 @@ def make_folder(root: Path, classes: int = 4, per_class: int = 8, size: int = 16
     return root
 
 
+LEGACY = ROOT / "tests" / "fixtures" / "legacy"
+
+
+@pytest.fixture
+def legacy(tmp_path):
+    """A copy of the run the flat package wrote before issue 17 (tests/fixtures/legacy), with
+    the current folder set so its relative data.root resolves."""
+    import shutil
+
+    shutil.copytree(LEGACY, tmp_path / "legacy")
+    cwd = os.getcwd()
+    os.chdir(tmp_path / "legacy")
+    yield tmp_path / "legacy"
+    os.chdir(cwd)
+
+
 @pytest.fixture
 def tiny_folder(tmp_path: Path) -> Path:
     return make_folder(tmp_path / "images")

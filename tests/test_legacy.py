@@ -6,11 +6,9 @@ digit on the machine that made them, and within float noise on another CPU."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import pytest
-from conftest import ROOT
+from conftest import LEGACY
 
 import eval as eval_cli
 import train
@@ -18,18 +16,8 @@ from siamese.eval.comparator import open_comparator
 from siamese.export.cli import main as export_main
 from siamese.predict import main as predict_main
 
-FIXTURE = ROOT / "tests" / "fixtures" / "legacy"
+FIXTURE = LEGACY
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())
-
-
-@pytest.fixture
-def legacy(tmp_path):
-    """A copy of the fixture, with the current folder set so its relative data.root resolves."""
-    shutil.copytree(FIXTURE, tmp_path / "legacy")
-    cwd = os.getcwd()
-    os.chdir(tmp_path / "legacy")
-    yield tmp_path / "legacy"
-    os.chdir(cwd)
 
 
 def test_the_fixture_names_no_path_of_a_machine():

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import numpy as np
 import pytest
-from conftest import ROOT
 
 import eval as eval_cli
 from siamese.data.folder import scan_folder
 from siamese.data.images import load_images
 from siamese.eval.comparator import open_comparator
-
-FIXTURE = ROOT / "tests" / "fixtures" / "legacy"
-
-
-@pytest.fixture
-def legacy(tmp_path):
-    shutil.copytree(FIXTURE, tmp_path / "legacy")
-    cwd = os.getcwd()
-    os.chdir(tmp_path / "legacy")
-    yield tmp_path / "legacy"
-    os.chdir(cwd)
 
 
 def test_retrieval_equals_ranking_every_distance_by_hand(legacy):
