@@ -26,14 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from .cli import rates, run, setup_logging
-from .data.folder import scan_folder
 from .errors import UserError
 from .eval.enroll import (
     add_to,
     attach_index,
     build_gallery,
     embed_files,
-    file_digest,
+    enroll_folder,
     gallery_index,
     open_for_gallery,
     open_gallery_export,
@@ -43,6 +42,7 @@ from .eval.identification import CMC_RANKS
 from .eval.identify import (
     Ranked,
     calibrate,
+    calibration_entry,
     calibration_threshold,
     decisions,
     rank_identities,
@@ -145,13 +145,13 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _probes(args, gallery, comparator, meta, files):
-    """Embeddings of probe files on the side opposite the gallery's (the same side when both
-    sides share one network), and the indices of the readable ones."""
+def _probe_side(gallery, comparator) -> str:
+    """Probes go through the side opposite the gallery's (the same one when both sides share
+    one network)."""
     side = gallery.header["side"]
-    if not comparator.same_embedding:
-        side = "right" if side == "left" else "left"
-    return embed_files(comparator, meta, files, side, sys.stderr.isatty())
+    if comparator.same_embedding:
+        return side
+    return "right" if side == "left" else "left"
 
 
 def _threshold(args, gallery, spec: dict, export_dir: Path) -> tuple:
@@ -174,7 +174,8 @@ def cmd_query(args) -> int:
     for f in args.images:
         if not f.is_file():
             raise UserError(f"{f}: no such image file")
-    emb, kept = _probes(args, gallery, comparator, meta, args.images)
+    emb, kept = embed_files(comparator, meta, args.images, _probe_side(gallery, comparator),
+                            sys.stderr.isatty())
     if len(kept) < len(args.images):
         raise UserError(f"{args.images[min(set(range(len(args.images))) - set(kept))]}: "
                         f"cannot read image")
@@ -196,16 +197,10 @@ def cmd_query(args) -> int:
 def _probe_set(args, gallery, comparator, meta: dict, top_k: int = 1) -> tuple:
     """(Ranked, truth) of the class folders under --probes: truth is each probe's identity id
     in the gallery, -1 for an identity not enrolled. Enrolled files are left out."""
-    folder = scan_folder(args.probes)
-    files = [args.probes / p for p in folder.paths]
-    enrolled = set(gallery.digests)
-    fresh = [i for i, f in enumerate(files) if file_digest(f) not in enrolled]
-    if len(fresh) < len(files):
-        print(f"{len(files) - len(fresh)} probe image(s) are enrolled images: left out",
-              file=sys.stderr)
-    emb, kept = _probes(args, gallery, comparator, meta, [files[i] for i in fresh])
-    truth = split_probes([folder.classes[folder.labels[fresh[k]]] for k in kept],
-                         gallery.identities)
+    emb, names, _, _ = enroll_folder(comparator, meta, args.probes,
+                                     _probe_side(gallery, comparator), gallery.digests,
+                                     sys.stderr.isatty())
+    truth = split_probes(names, gallery.identities)
     index = gallery_index(gallery, meta["score"], args.index)
     return rank_identities(index, gallery.embeddings, gallery.labels, meta["score"], emb,
                            top_k), truth
@@ -240,8 +235,9 @@ def cmd_evaluate(args) -> int:
     comparator, meta, export_dir = open_gallery_export(gallery, args.gallery, args.export)
     spec = meta["score"]
     threshold, source = _threshold(args, gallery, spec, export_dir)
-    if args.far is not None and \
-            gallery.header["calibration"][str(args.far)]["probes"] == str(args.probes.resolve()):
+    if args.far is not None and calibration_entry(gallery.header.get("calibration"), args.far,
+                                                  str(args.gallery))["probes"] == \
+            str(args.probes.resolve()):
         raise UserError(f"--probes {args.probes}: the threshold for FAR {args.far:g} was "
                         f"calibrated on these probes; score others (never the calibration set)")
     ranked, truth = _probe_set(args, gallery, comparator, meta, CMC_RANKS)

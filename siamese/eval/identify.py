@@ -93,14 +93,20 @@ def calibrate(genuine: Ranked, truth: np.ndarray, impostor: Ranked, spec: dict,
     return out
 
 
-def calibration_threshold(calibration: Dict[str, dict], far: float, where: str) -> float:
-    """The stored threshold for a false-alarm rate; UserError listing the calibrated ones."""
+def calibration_entry(calibration: Dict[str, dict], far: float, where: str) -> dict:
+    """The stored calibration for a false-alarm rate (threshold, the probes it was chosen on,
+    ...); UserError listing the calibrated rates."""
     for key, c in (calibration or {}).items():
         if abs(float(key) - far) <= 1e-12 * max(1.0, far):
-            return float(c["threshold"])
+            return c
     have = ", ".join(sorted(calibration or {})) or "none"
     raise UserError(f"--far {far:g}: {where} has no threshold for it (calibrated: {have}); run "
                     f"python -m siamese.gallery calibrate {where} --probes DIR --far {far:g}")
+
+
+def calibration_threshold(calibration: Dict[str, dict], far: float, where: str) -> float:
+    """The stored threshold for a false-alarm rate (model.json units)."""
+    return float(calibration_entry(calibration, far, where)["threshold"])
 
 
 def split_probes(probe_identities: List[str], enrolled: List[str]) -> np.ndarray:
