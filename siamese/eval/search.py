@@ -44,14 +44,10 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def sim_matrix(spec: dict, q: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """(Q, G) similarities of every query row to every gallery row, float32."""
-    if spec["name"] == "euclidean":
-        d2 = (q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2.0 * q @ g.T
-        return -np.sqrt(np.maximum(d2, 0.0))
-    if spec["name"] == "cosine":
-        return _unit(q) @ _unit(g).T - 1.0
-    rows = np.repeat(np.arange(len(q)), len(g))  # any other score (a logistic head): pairwise
+def pairwise_sim(spec: dict, q: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """(Q, G) similarities by scoring every (query, gallery row) pair: for scores with no
+    matrix form (a logistic head); ExactIndex has the euclidean and cosine ones."""
+    rows = np.repeat(np.arange(len(q)), len(g))
     return similarity(spec, score_pairs(spec, q[rows], np.tile(g, (len(q), 1)))).reshape(
         len(q), len(g))
 
@@ -85,7 +81,7 @@ class ExactIndex:
             d2 = (queries ** 2).sum(1)[:, None] + self.norms[None, s:e] - \
                 2.0 * queries @ self.vectors[s:e].T
             return -np.sqrt(np.maximum(d2, 0.0))
-        return sim_matrix(self.spec, queries, self.vectors[s:e])
+        return pairwise_sim(self.spec, queries, self.vectors[s:e])
 
     def __len__(self) -> int:
         return len(self.vectors)
