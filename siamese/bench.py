@@ -2,7 +2,8 @@
 
 Speed of the default `convnet` branch on this machine, against the measured matrix-multiply
 ceiling (the better of MXNet's dot and oneDNN's inner product): training step (twice/concat,
-hybridized/imperative, 32x32 batch 128 and 105x105 batch 32 pairs), the real fit loop on the
+hybridized/imperative, 32x32 batch 128 and 105x105 batch 32 pairs; today's step and the one
+before the fused operators, side by side in one process), the real fit loop on the
 shipped digits, inference, and peak memory. Each training configuration runs in its own process
 (so its peak resident memory is its own); every figure is the median of several timed windows
 after a warm-up, with the spread. Serving (float, fused, int8 exports and onnxruntime: batch-1
@@ -25,13 +26,14 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 
-from .bench_serving import serving, serving_table, triplet_step, triplet_table
+from .bench_serving import alternating, serving, serving_table, triplet_step, triplet_table
 from .config import Config, DataConfig, ModelConfig, TrainConfig
 from .eval.comparator import embed
 from .losses.pair import ContrastiveLoss
 from .models.architectures import SiameseNet
 from .models.branches import get_branch
 from .models.flops import training_flops_per_pair
+from .models.fused import fused_available, is_fused, set_fused
 from .train.engine import build
 from .train.fit import run_epoch
 from .train.signals import StopOnSignal
@@ -77,27 +79,37 @@ def ceiling_gflops(n: int = 2048, tries: int = 5) -> float:
 
 
 def step_config(size: int, mode: str, hybrid: bool, quick: bool) -> dict:
-    """Training-step throughput of one configuration (run in its own process)."""
+    """Training-step throughput of one configuration (run in its own process): today's step
+    (fused operators on a CPU with oneDNN, the gradient check by sums of squares) and the step
+    before them (plain operators, one sum per gradient), in alternating windows."""
     batch = SIZES[size]
-    mx.random.seed(0)
-    net = SiameseNet(get_branch("convnet", EMBEDDING), mode)
-    net.initialize(mx.init.Xavier())
-    loss = ContrastiveLoss()
     rng = np.random.default_rng(0)
     x1, x2 = (mx.nd.array(rng.normal(size=(batch, 1, size, size))) for _ in range(2))
     y = mx.nd.array(rng.integers(0, 2, batch))
-    net(x1[:2], x2[:2])
-    if hybrid:
-        net.hybridize(static_alloc=True, static_shape=True)
-        loss.hybridize(static_alloc=True, static_shape=True)
-    trainer = build_trainer(list(net.collect_params().values()), TrainConfig(), 1)
+    steps, nets = {}, {}
+    for name, fused in (("now", fused_available([mx.cpu()])), ("before", False)):
+        mx.random.seed(0)
+        net = nets[name] = SiameseNet(get_branch("convnet", EMBEDDING), mode)
+        net.initialize(mx.init.Xavier())
+        loss = ContrastiveLoss()
+        net(x1[:2], x2[:2])
+        set_fused(net, fused)
+        if hybrid:
+            net.hybridize(static_alloc=True, static_shape=True)
+            loss.hybridize(static_alloc=True, static_shape=True)
+        trainer = build_trainer(list(net.collect_params().values()), TrainConfig(), 1)
+        steps[name] = (lambda n=net, lo=loss, t=trainer, sq=name == "now":
+                       train_step(n, lo, t, [mx.cpu()], (x1, x2, y), batch, squares=sq))
+        for _ in range(3):
+            steps[name]()
     reps = max(2, int((6 if quick else 20) * 128 / batch / (1 if size == 32 else 6)))
-    rate = timed(lambda: train_step(net, loss, trainer, [mx.cpu()], (x1, x2, y), batch),
-                 warmup=3, windows=3 if quick else 5, reps=reps)
-    flops = training_flops_per_pair(net.branch, (1, size, size))
+    rate = alternating(steps, 3 if quick else 5, reps, batch)
+    flops = training_flops_per_pair(nets["now"].branch, (1, size, size))
     return {"size": size, "batch_pairs": batch, "forward_mode": mode, "hybridized": hybrid,
-            "pairs_per_s": {k: v * batch for k, v in rate.items()},
-            "gflop_per_pair": flops / 1e9, "gflops": rate["median"] * batch * flops / 1e9,
+            "fused": is_fused(nets["now"]), "pairs_per_s": rate["now"],
+            "before_pairs_per_s": rate["before"],
+            "ratio": rate["now"]["median"] / rate["before"]["median"],
+            "gflop_per_pair": flops / 1e9, "gflops": rate["now"]["median"] * flops / 1e9,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -177,7 +189,9 @@ def collect_steps(quick: bool) -> dict:
                 r["fraction_of_ceiling"] = r["gflops"] / ceiling
                 steps.append(r)
                 print(f"  step {size}x{size} {mode:6s} {'hybrid' if hybrid else 'imperative'}: "
-                      f"{r['pairs_per_s']['median']:.0f} pairs/s", file=sys.stderr)
+                      f"{r['pairs_per_s']['median']:.0f} pairs/s (before "
+                      f"{r['before_pairs_per_s']['median']:.0f}: {r['ratio']:.2f}x)",
+                      file=sys.stderr)
     fit = in_subprocess(["fit", quick])
     pure = next(s for s in steps if s["size"] == 32 and s["forward_mode"] == "concat"
                 and s["hybridized"])
@@ -225,15 +239,17 @@ def steps_table(r: dict) -> str:
     c = r["ceiling_gflops"]
     lines = [f"ceiling (2048^2 matrix multiply, dot or oneDNN, best of 5): {c:.0f} GFLOP/s on "
              f"{r['machine']['cores']} cores", "",
-             "training step (forward, backward, update, synchronised)",
+             "training step (forward, backward, update, synchronised); before: plain operators "
+             "and one sum per gradient, timed in alternating windows",
              f"{'size':>7} {'batch':>5} {'mode':>6} {'graph':>10} {'pairs/s':>9} "
-             f"{'spread':>13} {'GFLOP/pair':>10} {'GFLOP/s':>8} {'of ceiling':>10} {'RSS MB':>7}"]
+             f"{'spread':>13} {'before':>7} {'x':>5} {'GFLOP/s':>8} {'of ceiling':>10} "
+             f"{'RSS MB':>7}"]
     for s in r["training_step"]:
         p = s["pairs_per_s"]
         lines.append(f"{s['size']:>4}^2 {s['batch_pairs']:>6} {s['forward_mode']:>6} "
                      f"{'hybrid' if s['hybridized'] else 'imperative':>10} {p['median']:>9.0f} "
-                     f"{p['min']:>6.0f}-{p['max']:<6.0f} {s['gflop_per_pair']:>10.4f} "
-                     f"{s['gflops']:>8.1f} {s['fraction_of_ceiling']:>10.1%} "
+                     f"{p['min']:>6.0f}-{p['max']:<6.0f} {s['before_pairs_per_s']['median']:>7.0f}"
+                     f" {s['ratio']:>5.2f} {s['gflops']:>8.1f} {s['fraction_of_ceiling']:>10.1%} "
                      f"{s['peak_rss_mb']:>7.0f}")
     f = r["fit"]
     lines += ["", f"fit loop on data/digits (32^2, batch 128, concat, hybrid): "

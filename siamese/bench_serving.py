@@ -29,6 +29,7 @@ from .formats.bundle import load_symbol
 from .losses.triplet import BatchTripletLoss
 from .losses.triplet_cube import CubeBatchTripletLoss
 from .models.branches import get_branch
+from .models.fused import fused_available, set_fused
 from .train.step import train_step
 from .train.trainer import build_trainer
 
@@ -121,6 +122,23 @@ def serving(size: int, quick: bool) -> dict:
     return out
 
 
+def alternating(steps: dict, windows: int, reps: int, per_call: int) -> dict:
+    """{name: median, min, max of items/s}: timed windows of `reps` synchronised calls of each
+    step in turn, so every step sees the same machine state; `per_call` items per call."""
+    rates: dict = {name: [] for name in steps}
+    for _ in range(windows):
+        for name, step in steps.items():
+            step()
+            mx.nd.waitall()
+            t = time.perf_counter()
+            for _ in range(reps):
+                step()
+            mx.nd.waitall()
+            rates[name].append(per_call * reps / (time.perf_counter() - t))
+    return {name: {"median": statistics.median(r), "min": min(r), "max": max(r)}
+            for name, r in rates.items()}
+
+
 def triplet_step(quick: bool) -> dict:
     """Mined-triplet training step (configs/triplet.yaml's shape), new and former miners."""
     rng = np.random.default_rng(0)
@@ -136,6 +154,7 @@ def triplet_step(quick: bool) -> dict:
         branch.initialize(mx.init.Xavier())
         loss = cls(0.5, "euclidean", "semi_hard")
         branch(x[:2])
+        set_fused(branch, fused_available([mx.cpu()]))  # the training graph of today
         branch.hybridize(static_alloc=True, static_shape=True)
         loss.hybridize(static_alloc=True, static_shape=True)
         trainer = build_trainer(list(branch.collect_params().values()),
@@ -143,15 +162,7 @@ def triplet_step(quick: bool) -> dict:
         setups[name] = (lambda b=branch, lo=loss, t=trainer:
                         train_step(b, lo, t, [mx.cpu()], (x, labels, ids), n))
         setups[name]()
-    rates: dict = {name: [] for name in setups}
-    for _ in range(3 if quick else 7):  # alternate: both see the same machine state
-        for name, step in setups.items():
-            t = time.perf_counter()
-            for _ in range(4 if quick else 10):
-                step()
-            rates[name].append(n * (4 if quick else 10) / (time.perf_counter() - t))
-    result = {name: {"median": statistics.median(r), "min": min(r), "max": max(r)}
-              for name, r in rates.items()}
+    result = alternating(setups, 3 if quick else 7, 4 if quick else 10, n)
     return {"batch_images": n, "size": size, "mining": "semi_hard", "images_per_s": result,
             "ratio": result["pairs (N, N)"]["median"] / result["cube (N, N, N)"]["median"]}
 

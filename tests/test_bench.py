@@ -38,6 +38,9 @@ def test_quick_benchmark_writes_valid_json(tmp_path):
     for s in r["training_step"]:
         p = s["pairs_per_s"]
         assert 0 < p["min"] <= p["median"] <= p["max"]
+        before = s["before_pairs_per_s"]
+        assert 0 < before["min"] <= before["median"] <= before["max"] and s["fused"] is True
+        assert s["ratio"] == pytest.approx(p["median"] / before["median"])
         assert s["gflop_per_pair"] == pytest.approx(0.1170 if s["size"] == 32 else 1.2345,
                                                     abs=1e-3)
         assert s["peak_rss_mb"] > 0

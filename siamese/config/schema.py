@@ -149,6 +149,9 @@ class TrainConfig:
     )
     max_skipped_batches: int = _f(10, "with nonfinite: skip, stop after this many", min=0)
     amp: bool = _f(False, "mixed precision (float16) on GPUs with MXNet AMP; refused on CPU")
+    fused_ops: bool = _f(True, "on CPUs with oneDNN, train the convnet branch with BatchNorm+ReLU "
+                         "as one operator and the mean over H, W as pooling (same maths, "
+                         "faster); exports always hold the plain operators")
 
 
 @dataclass

@@ -34,6 +34,7 @@ from ..eval.metrics import verification
 from ..formats.atomic import swap_dir, temp_name
 from ..formats.bundle import META, PARAMS, SYMBOL
 from ..formats.preprocess import to_tensor
+from ..models.fused import plain_graph
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +107,12 @@ def get_optimizer(kind: str) -> Callable:
 
 
 def float_graph(branch, x: np.ndarray, tmp: Path) -> tuple:
-    """(symbol, args, aux) of the trained branch as `HybridBlock.export` writes it."""
-    branch.hybridize()
-    branch(mx.nd.array(x[:1])).wait_to_read()  # export needs one forward of the graph
-    branch.export(str(tmp / "float"))
+    """(symbol, args, aux) of the trained branch as `HybridBlock.export` writes it (plain
+    operators: the subgraph backend folds BatchNorm into convolutions, not BatchNormWithReLU)."""
+    with plain_graph(branch):
+        branch.hybridize()
+        branch(mx.nd.array(x[:1])).wait_to_read()  # export needs one forward of the graph
+        branch.export(str(tmp / "float"))
     sym, args, aux = mx.model.load_checkpoint(str(tmp / "float"), 0)
     for name in ("float-symbol.json", "float-0000.params"):
         (tmp / name).unlink()

@@ -23,6 +23,7 @@ from ..formats.atomic import swap_dir, temp_name
 from ..formats.bundle import FORMAT, META, file_key, load_symbol, save_symbol
 from ..formats.preprocess import COLOR_MODES, to_tensor
 from ..models.architectures import SiameseNet, architecture_of, get_architecture
+from ..models.fused import plain_graph
 from .onnx import export_onnx, onnx_run
 
 log = logging.getLogger(__name__)
@@ -100,11 +101,13 @@ def export_model(net, out: Path, meta: dict, images: np.ndarray, ctx: mx.Context
         for role, block, make in arch.export_blocks(net):
             arrays = make(x, v)
             nd_in = [mx.nd.array(a, ctx=ctx) for a in arrays]
-            expected = block(*nd_in).asnumpy()  # also builds the graph export needs
-            if inputs == ["data"]:
-                block.export(str(tmp / role))
-            else:
-                save_symbol(block, inputs, tmp / role)
+            expected = block(*nd_in).asnumpy()  # the graph as trained (fused or not)
+            with plain_graph(block):  # the file holds the plain operators (models.fused)
+                block(*nd_in)  # builds the graph export needs
+                if inputs == ["data"]:
+                    block.export(str(tmp / role))
+                else:
+                    save_symbol(block, inputs, tmp / role)
             got = load_symbol(tmp, role, inputs, ctx)(*nd_in).asnumpy()
             diffs["symbol"] = max(diffs.get("symbol", 0.0),
                                   _diff(got, expected, out, f"{role} symbol", tolerance))

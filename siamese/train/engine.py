@@ -25,6 +25,7 @@ from ..models.architectures import (
     get_architecture,
 )
 from ..models.decoder import AutoEncoder, build_decoder
+from ..models.fused import fused_available, set_fused
 from ..models.init import make_init
 from ..models.pretrained import load_pretrained
 from ..models.zoo import freeze
@@ -130,6 +131,8 @@ def build_blocks(cfg: Config, ctxs: List[mx.Context], classes: int = 0) -> tuple
                 p.initialize(default_init=make_init(cfg.model.init), ctx=ctxs)
         autoencoder = AutoEncoder(net.branch, decoder)
         autoencoder(x)
+    if cfg.train.fused_ops and fused_available(ctxs) and set_fused(net, True):
+        log.info("training graph: fused BatchNorm+ReLU and pooling (train.fused_ops)")
     for block in (net, loss, autoencoder):
         if block is not None:
             block.hybridize(static_alloc=True, static_shape=True)
