@@ -6,7 +6,7 @@ outside the convolutions in two places (MXNet's profiler, 32x32 and 105x105 inpu
 operator of its own (its backward alone ~10% of the step), and the mean over H and W, which
 MXNet reduces with a slow generic kernel after reordering the map out of oneDNN's blocked
 layout. Fused, BatchNorm and ReLU run as one oneDNN operator (`_contrib_BatchNormWithReLU`),
-and the mean as `AdaptiveAvgPooling2D` to 1x1. Both exist on CPU only (BatchNormWithReLU has
+and the mean as a global average pooling (GlobalMean). Both exist on CPU only (BatchNormWithReLU has
 no GPU kernel), and the oneDNN subgraph and ONNX exporters know only the plain operators: the
 graph switches per use, and its parameters never change.
 """
@@ -42,20 +42,33 @@ class Identity(HybridBlock):
 
 
 class GlobalMean(HybridBlock):
-    """Mean over H and W: (B, C, H, W) -> (B, C) with `F.mean`, or (B, C, 1, 1) fused
-    (the Dense layer after it flattens either).
+    """Mean over H and W: (B, C, H, W) -> (B, C) with `F.mean`, or (B, C, 1, 1) fused (the
+    Dense layer after it flattens either).
 
-    Not GlobalAvgPool2D: oneDNN's pooling backward falls back to slow reference kernels on
-    maps above 8x8 (MXNET_NOTES; 400 against 60 ms per step at 26x26)."""
+    Fused, maps of at most POOL_MAX_SIDE a side (as seen by the imperative call that fixes the
+    shapes before hybridizing) take global average Pooling, others AdaptiveAvgPooling2D:
+    oneDNN's pooling backward runs its JIT kernel up to 8x8 and falls back to reference kernels
+    from 9x9 (MXNET_NOTES; forward + backward in a probe: 17.8 against 19.5 ms at 8x8, 150
+    against 18 ms at 9x9, 400 against 50 ms at 26x26)."""
+
+    POOL_MAX_SIDE = 8
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.fused = False
+        self.map_side = 0  # largest side of the last map called imperatively; 0: not seen
+
+    def forward(self, x, *args):
+        if isinstance(x, mx.nd.NDArray):
+            self.map_side = max(x.shape[2:])
+        return super().forward(x, *args)
 
     def hybrid_forward(self, F, x):
-        if self.fused:
-            return F.contrib.AdaptiveAvgPooling2D(x, output_size=1)
-        return F.mean(x, axis=(2, 3))
+        if not self.fused:
+            return F.mean(x, axis=(2, 3))
+        if 0 < self.map_side <= self.POOL_MAX_SIDE:
+            return F.Pooling(x, global_pool=True, pool_type="avg", kernel=(1, 1))
+        return F.contrib.AdaptiveAvgPooling2D(x, output_size=1)
 
 
 def _fusable(block: HybridBlock) -> List[HybridBlock]:

@@ -28,7 +28,7 @@ from siamese.models.fused import (
 from siamese.train.step import NonFiniteStep, train_step
 from siamese.train.trainer import build_trainer
 
-FUSED_OPS = {"_contrib_BatchNormWithReLU", "_contrib_AdaptiveAvgPooling2D"}
+FUSED_OPS = {"_contrib_BatchNormWithReLU"}  # and the mean as a pooling
 PLAIN_OPS = {"BatchNorm", "Activation", "mean"}
 
 
@@ -76,16 +76,29 @@ def test_batchnorm_relu_fused_equals_batchnorm_then_relu(global_stats, hybrid):
         np.testing.assert_allclose(fused[2][k], plain[2][k], rtol=1e-5, atol=1e-5)
 
 
-def test_global_mean_fused_equals_mean_over_h_and_w():
+@pytest.mark.parametrize("side, op", [(8, "Pooling"), (9, "_contrib_AdaptiveAvgPooling2D")])
+def test_global_mean_fused_equals_mean_over_h_and_w(side, op):
     m = GlobalMean()
+    x = mx.nd.array(np.random.default_rng(0).normal(size=(3, 4, side, side - 1)))
+    plain = _run(m, x, False, True)  # imperative: sees the map's side
+    assert m.map_side == side
     m.hybridize()
-    x = mx.nd.array(np.random.default_rng(0).normal(size=(3, 4, 7, 9)))
-    plain = _run(m, x, False, True)
     fused = _run(m, x, True, True)
+    assert op in _ops(m._cached_graph[1])
     assert plain[0].shape == (3, 4) and fused[0].shape == (3, 4, 1, 1)
     np.testing.assert_allclose(plain[0], x.asnumpy().mean(axis=(2, 3)), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fused[0].reshape(3, 4), plain[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fused[1], plain[1], rtol=1e-5, atol=1e-7)
+
+
+def test_a_mean_never_called_imperatively_takes_the_adaptive_pooling():
+    net = ConvNet(4)
+    net.initialize()
+    set_fused(net, True)
+    net.hybridize()
+    net(mx.nd.ones((1, 1, 16, 16)))  # traced as a whole: the mean sees no shape
+    assert net.pool.map_side == 0
+    assert "_contrib_AdaptiveAvgPooling2D" in _ops(net._cached_graph[1])
 
 
 def test_convnet_keeps_the_parameter_names_of_earlier_runs():
