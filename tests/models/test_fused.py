@@ -197,20 +197,24 @@ class _Scaled(HybridBlock):
 
 
 def _step(value: float, squares: bool):
+    """(summed loss, the step's gradients) of one step whose loss is scaled by `value`."""
     mx.random.seed(0)
     net = SiameseNet(get_branch("mlp", 4), "concat")
     net.initialize(mx.init.Xavier())
     rng = np.random.default_rng(0)
     x1, x2 = (mx.nd.array(rng.normal(size=(4, 1, 4, 4))) for _ in range(2))
     trainer = build_trainer(list(net.collect_params().values()), TrainConfig(), 1)
-    return train_step(net, _Scaled(), trainer, [mx.cpu()], (x1, x2, mx.nd.full((4,), value)), 4,
-                      squares=squares)
+    total = train_step(net, _Scaled(), trainer, [mx.cpu()], (x1, x2, mx.nd.full((4,), value)),
+                       4, squares=squares)
+    return total, [p.grad() for p in net.collect_params().values()]
 
 
 def test_the_gradient_check_by_squares_gives_the_verdict_of_the_sums():
-    assert _step(1.0, True) == pytest.approx(_step(1.0, False), rel=1e-6)
+    assert _step(1.0, True)[0] == pytest.approx(_step(1.0, False)[0], rel=1e-6)
     # Gradients near 1e20 are finite, but their squares overflow: still a good step.
-    assert np.isfinite(_step(1e20, True))
+    total, grads = _step(1e20, True)
+    assert np.isfinite(total) and all(np.isfinite(g.asnumpy()).all() for g in grads)
+    assert np.isinf(mx.nd.multi_sum_sq(*grads, num_arrays=len(grads)).asnumpy()).any()
     for bad in (np.nan, np.inf):
         for squares in (True, False):
             with pytest.raises(NonFiniteStep):
