@@ -22,7 +22,7 @@ import logging
 import shutil
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -40,9 +40,11 @@ log = logging.getLogger(__name__)
 
 MAX_AUC_LOSS = 0.002  # largest test AUC an optimized export may lose against the float branch
 # Per kind: smallest cosine similarity and largest |difference| of unit embeddings allowed
-# between the reloaded export and the trained branch, over the run's test images.
+# between the reloaded export and the trained branch, over the run's test images: a broken
+# export, not a small loss (the test AUC judges that). int8 of an Omniglot run at 105x105 gave
+# cosines from 0.970 (mean 0.990) and lost no test AUC; a planted error gives far less.
 TOLERANCES = {"fused": {"min_cosine": 0.99999, "max_abs_diff": 1e-4},
-              "int8": {"min_cosine": 0.99, "max_abs_diff": 0.1}}
+              "int8": {"min_cosine": 0.95, "max_abs_diff": 0.1}}
 BACKEND = "MKLDNN"  # oneDNN; the subgraph backends of MXNet 1.9.1 are MKLDNN, MKLDNN_QUANTIZE
 
 
@@ -67,6 +69,16 @@ def mean_to_pool(sym):
     return mx.sym.load_json(json.dumps(graph))
 
 
+def global_means(sym) -> List[str]:
+    """Names of the global average poolings of a graph. int8 leaves them in float: a mean of a
+    large sparse map kept at its input's int8 scale has too few levels (Omniglot at 105x105,
+    26x26 maps: cosine with the float branch down to 0.86 and 0.0026 test AUC lost; with the
+    pooling in float 0.97 and no AUC lost)."""
+    return [n["name"] for n in json.loads(sym.tojson())["nodes"] if n["op"] == "Pooling"
+            and n.get("attrs", {}).get("global_pool") == "True"
+            and n["attrs"].get("pool_type") == "avg"]
+
+
 def fuse(sym, args: dict, aux: dict, calib: Optional[np.ndarray], mode: str) -> tuple:
     """(symbol, args, aux, info): the oneDNN subgraph graph of an exported float branch.
 
@@ -87,12 +99,13 @@ def quantize(sym, args: dict, aux: dict, calib: Optional[np.ndarray], mode: str)
     n, batch = len(calib), min(64, len(calib))
     # the last batch is padded with images from the start: min/max and histograms barely move
     it = mx.io.NDArrayIter(calib, batch_size=batch, data_name="data", last_batch_handle="pad")
+    sym = mean_to_pool(sym)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         qsym, qargs, qaux = quantization.quantize_model_mkldnn(
-            mean_to_pool(sym), args, aux, ctx=mx.cpu(), calib_mode=mode, calib_data=it,
+            sym, args, aux, ctx=mx.cpu(), calib_mode=mode, calib_data=it,
             num_calib_examples=n, quantized_dtype="auto", quantize_mode="full",
-            logger=None)
+            excluded_sym_names=global_means(sym), logger=None)
     return qsym, qargs, qaux, {"backend": "MKLDNN_QUANTIZE", "dtype": "int8 (auto: u8/s8)",
                                "calibration_images": n}
 

@@ -46,6 +46,7 @@ def test_mean_to_pool_is_the_same_maths(tmp_path):
     pooled = optimize.mean_to_pool(sym)
     ops = [n["op"] for n in json.loads(pooled.tojson())["nodes"]]
     assert "mean" not in ops and ops.count("Pooling") == 3  # two max pools + the global mean
+    assert len(optimize.global_means(pooled)) == 1 and optimize.global_means(sym) == []
     run = {k: v for k, v in args.items()}
     want = sym.bind(mx.cpu(), dict(run, data=x), aux_states=aux).forward()[0].asnumpy()
     got = pooled.bind(mx.cpu(), dict(run, data=x), aux_states=aux).forward()[0].asnumpy()
@@ -81,6 +82,8 @@ def test_optimized_export_records_and_verifies(optimized):
         assert o["calibration"]["mode"] == "naive" and o["calibration"]["images"] > 0
         assert "validation" in o["calibration"]["source"]
         assert "_contrib_quantize_v2" in o["operators"]
+        # the global mean pools in float: dequantized before it, requantized for the Dense
+        assert o["operators"].get("Pooling") == 1 and "_contrib_dequantize" in o["operators"]
     else:
         assert o["calibration"] is None
 
