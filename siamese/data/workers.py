@@ -9,11 +9,13 @@ batches ahead. A worker that dies (killed, out of memory) stops the run with a R
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing
 import signal
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Dict, Iterable, Iterator
 
@@ -22,6 +24,7 @@ from ..errors import RunError
 log = logging.getLogger(__name__)
 
 AHEAD = 2  # batches queued per worker
+POLL_S = 0.5  # how often a wait for a batch checks that the workers are alive
 
 _JOBS: Dict[int, Callable] = {}  # filled before the fork, so workers inherit the functions
 
@@ -63,7 +66,7 @@ class WorkerPool:
 
     def __init__(self, fn: Callable, workers: int):
         WorkerPool._next += 1
-        self.job, self.workers = WorkerPool._next, workers
+        self.job, self.workers, self.broken = WorkerPool._next, workers, False
         _JOBS[self.job] = fn
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                         initializer=_quiet)
@@ -84,18 +87,41 @@ class WorkerPool:
         queue = [self._submit(t) for _, t in zip(range(AHEAD * self.workers), it)]
         try:
             while queue:
-                try:
-                    out = queue.pop(0).result()
-                except BrokenProcessPool:
-                    raise _died() from None
+                out = self._result(queue.pop(0))
                 queue += [self._submit(t) for _, t in zip(range(1), it)]
                 yield out
         finally:  # an epoch left early (resume skips, a signal): drop what is queued
             for f in queue:
                 f.cancel()
 
+    def _result(self, future):
+        """The future's value; WorkerDied as soon as a worker process has ended.
+
+        The executor notices a dead worker by itself, unless it died while sending a result:
+        its manager thread then waits forever for the rest of the message (CPython 3.11; seen
+        here in about one kill in eight). Polled here instead, and the manager is unblocked by
+        closing our copy of the result pipe's write end, which ends its read."""
+        while True:
+            try:
+                return future.result(timeout=POLL_S)
+            except FutureTimeout:
+                if any(p.exitcode is not None for p in self._processes()):
+                    self.broken = True
+                    with contextlib.suppress(AttributeError, OSError):  # private in 3.8-3.11
+                        self.pool._result_queue._writer.close()
+                    raise _died() from None
+            except BrokenProcessPool:
+                self.broken = True
+                raise _died() from None
+
+    def _processes(self) -> list:
+        return list((getattr(self.pool, "_processes", None) or {}).values())
+
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.broken:  # never wait for a manager thread that may be stuck
+            for p in self._processes():
+                p.kill()
+        self.pool.shutdown(wait=not self.broken, cancel_futures=True)
         _JOBS.pop(self.job, None)
 
 

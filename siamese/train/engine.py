@@ -132,7 +132,7 @@ def build_blocks(cfg: Config, ctxs: List[mx.Context], classes: int = 0) -> tuple
         autoencoder = AutoEncoder(net.branch, decoder)
         autoencoder(x)
     if cfg.train.fused_ops and fused_available(ctxs) and set_fused(net, True):
-        log.info("training graph: fused BatchNorm+ReLU and pooling (train.fused_ops)")
+        log.debug("training graph: fused BatchNorm+ReLU and pooling (train.fused_ops)")
     for block in (net, loss, autoencoder):
         if block is not None:
             block.hybridize(static_alloc=True, static_shape=True)

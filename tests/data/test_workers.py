@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from conftest import ROOT, make_folder, write_config
 from siamese.config import from_dict
 from siamese.data.loaders import TrainPairs, TrainPK
 from siamese.data.prepare import prepare
-from siamese.data.workers import WorkerDied, in_workers
+from siamese.data.workers import WorkerDied, WorkerPool, in_workers
 
 
 def square(x: int) -> tuple:
@@ -151,3 +152,51 @@ def test_sigterm_with_workers_and_a_cache_then_resume_equals_an_uninterrupted_ru
 
     assert figures(tmp_path / "cut") == figures(tmp_path / "whole")
     assert len(figures(tmp_path / "cut")[0]) == 3
+
+
+def _big_result(flag: str):
+    out = np.ones(16_000_000, np.float32)  # 64 MB: tens of ms to send back
+    Path(flag).touch()
+    return out
+
+
+def _kill_then_wait(pool: WorkerPool, flag: Path, delay: float) -> tuple:
+    """Run 3 tasks, SIGKILL the worker `delay` s after the first result is ready to send;
+    (what the consumer saw, seconds it took) or None when it still waits 20 s later."""
+    outcome = []
+
+    def consume():
+        t = time.perf_counter()
+        try:
+            list(pool.map([(str(flag),)] * 3))
+            outcome.append("finished")
+        except WorkerDied:
+            outcome.append("died")
+        pool.close()
+        outcome.append(time.perf_counter() - t)
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    while not flag.exists():
+        time.sleep(0.0002)
+    time.sleep(delay)
+    for p in list(pool.pool._processes.values()):
+        os.kill(p.pid, signal.SIGKILL)
+    thread.join(20)
+    return None if thread.is_alive() else tuple(outcome)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_while_sending_its_result_is_reported_not_waited_for(tmp_path):
+    """Python's executor waits forever for the rest of a result whose sender died (CPython
+    3.11; one kill in eight hung the pool before it polled its workers). Kills are spread over
+    the time one result takes to arrive, measured first, so some land inside the send."""
+    pool = WorkerPool(_big_result, 1)
+    t = time.perf_counter()
+    list(pool.map([(str(tmp_path / "first"),)]))
+    send = time.perf_counter() - t
+    pool.close()
+    for k, delay in enumerate(np.linspace(0, send, 8)):
+        got = _kill_then_wait(WorkerPool(_big_result, 1), tmp_path / f"f{k}", delay)
+        assert got is not None, f"the pool hung on a worker killed {delay * 1000:.0f} ms in"
+        assert got[0] in ("died", "finished") and got[1] < 10
