@@ -21,17 +21,9 @@ os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))  # a
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mxnet as mx  # noqa: E402
-import numpy as np  # noqa: E402
 from mxnet import profiler  # noqa: E402
 
-from siamese.bench import EMBEDDING, SIZES  # noqa: E402
-from siamese.config import TrainConfig  # noqa: E402
-from siamese.losses.pair import ContrastiveLoss  # noqa: E402
-from siamese.models.architectures import SiameseNet  # noqa: E402
-from siamese.models.branches import get_branch  # noqa: E402
-from siamese.models.fused import set_fused  # noqa: E402
-from siamese.train.step import train_step  # noqa: E402
-from siamese.train.trainer import build_trainer  # noqa: E402
+from siamese.bench import SIZES, convnet_step  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -42,33 +34,21 @@ def main(argv=None) -> int:
     p.add_argument("--plain", action="store_true", help="the step before the fused operators")
     p.add_argument("--steps", type=int, default=10)
     args = p.parse_args(argv)
-    batch = SIZES[args.size]
-    rng = np.random.default_rng(0)
-    x1, x2 = (mx.nd.array(rng.normal(size=(batch, 1, args.size, args.size))) for _ in range(2))
-    y = mx.nd.array(rng.integers(0, 2, batch))
-    mx.random.seed(0)
-    net = SiameseNet(get_branch("convnet", EMBEDDING), args.mode)
-    net.initialize(mx.init.Xavier())
-    loss = ContrastiveLoss()
-    net(x1[:2], x2[:2])
-    set_fused(net, not args.plain)
-    net.hybridize(static_alloc=True, static_shape=True)
-    loss.hybridize(static_alloc=True, static_shape=True)
-    trainer = build_trainer(list(net.collect_params().values()), TrainConfig(), 1)
+    step, _ = convnet_step(args.size, args.mode, today=not args.plain)
     for _ in range(5):
-        train_step(net, loss, trainer, [mx.cpu()], (x1, x2, y), batch, squares=not args.plain)
+        step()
     mx.nd.waitall()
     profiler.set_config(profile_imperative=True, profile_symbolic=True, aggregate_stats=True,
                         filename=os.devnull)
     profiler.set_state("run")
     for _ in range(args.steps):
-        train_step(net, loss, trainer, [mx.cpu()], (x1, x2, y), batch, squares=not args.plain)
+        step()
     mx.nd.waitall()
     profiler.set_state("stop")
     ops = json.loads(profiler.dumps(format="json", reset=True))["Time"].get("operator", {})
     rows = sorted(((v["Total"] / args.steps, name) for name, v in ops.items()), reverse=True)
     total = sum(ms for ms, _ in rows)
-    print(f"{args.size}x{args.size}, batch {batch} pairs, {args.mode}, "
+    print(f"{args.size}x{args.size}, batch {SIZES[args.size]} pairs, {args.mode}, "
           f"{'plain' if args.plain else 'fused'}: {total:.1f} ms of operators per step")
     for ms, name in rows:
         if ms >= 0.05:

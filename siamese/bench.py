@@ -78,28 +78,36 @@ def ceiling_gflops(n: int = 2048, tries: int = 5) -> float:
     return best
 
 
+def convnet_step(size: int, mode: str, today: bool, hybrid: bool = True) -> tuple:
+    """(step, net): one training step of the default convnet branch on a fixed random batch
+    (SIZES[size] pairs), as training runs it today (fused operators where oneDNN has them, the
+    check by sums of squares) or as it ran before (plain operators, one sum per gradient)."""
+    batch = SIZES[size]
+    rng = np.random.default_rng(0)
+    x1, x2 = (mx.nd.array(rng.normal(size=(batch, 1, size, size))) for _ in range(2))
+    y = mx.nd.array(rng.integers(0, 2, batch))
+    mx.random.seed(0)
+    net = SiameseNet(get_branch("convnet", EMBEDDING), mode)
+    net.initialize(mx.init.Xavier())
+    loss = ContrastiveLoss()
+    net(x1[:2], x2[:2])
+    set_fused(net, today and fused_available([mx.cpu()]))
+    if hybrid:
+        net.hybridize(static_alloc=True, static_shape=True)
+        loss.hybridize(static_alloc=True, static_shape=True)
+    trainer = build_trainer(list(net.collect_params().values()), TrainConfig(), 1)
+    return (lambda: train_step(net, loss, trainer, [mx.cpu()], (x1, x2, y), batch,
+                               squares=today)), net
+
+
 def step_config(size: int, mode: str, hybrid: bool, quick: bool) -> dict:
     """Training-step throughput of one configuration (run in its own process): today's step
     (fused operators on a CPU with oneDNN, the gradient check by sums of squares) and the step
     before them (plain operators, one sum per gradient), in alternating windows."""
     batch = SIZES[size]
-    rng = np.random.default_rng(0)
-    x1, x2 = (mx.nd.array(rng.normal(size=(batch, 1, size, size))) for _ in range(2))
-    y = mx.nd.array(rng.integers(0, 2, batch))
     steps, nets = {}, {}
-    for name, fused in (("now", fused_available([mx.cpu()])), ("before", False)):
-        mx.random.seed(0)
-        net = nets[name] = SiameseNet(get_branch("convnet", EMBEDDING), mode)
-        net.initialize(mx.init.Xavier())
-        loss = ContrastiveLoss()
-        net(x1[:2], x2[:2])
-        set_fused(net, fused)
-        if hybrid:
-            net.hybridize(static_alloc=True, static_shape=True)
-            loss.hybridize(static_alloc=True, static_shape=True)
-        trainer = build_trainer(list(net.collect_params().values()), TrainConfig(), 1)
-        steps[name] = (lambda n=net, lo=loss, t=trainer, sq=name == "now":
-                       train_step(n, lo, t, [mx.cpu()], (x1, x2, y), batch, squares=sq))
+    for name in ("now", "before"):
+        steps[name], nets[name] = convnet_step(size, mode, name == "now", hybrid)
         for _ in range(3):
             steps[name]()
     reps = max(2, int((6 if quick else 20) * 128 / batch / (1 if size == 32 else 6)))

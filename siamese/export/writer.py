@@ -103,11 +103,11 @@ def export_model(net, out: Path, meta: dict, images: np.ndarray, ctx: mx.Context
             nd_in = [mx.nd.array(a, ctx=ctx) for a in arrays]
             expected = block(*nd_in).asnumpy()  # the graph as trained (fused or not)
             with plain_graph(block):  # the file holds the plain operators (models.fused)
-                block(*nd_in)  # builds the graph export needs
                 if inputs == ["data"]:
+                    block(*nd_in)  # builds the graph HybridBlock.export writes
                     block.export(str(tmp / role))
                 else:
-                    save_symbol(block, inputs, tmp / role)
+                    save_symbol(block, inputs, tmp / role)  # traces on symbols itself
             got = load_symbol(tmp, role, inputs, ctx)(*nd_in).asnumpy()
             diffs["symbol"] = max(diffs.get("symbol", 0.0),
                                   _diff(got, expected, out, f"{role} symbol", tolerance))
