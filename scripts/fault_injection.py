@@ -93,8 +93,8 @@ def aim(phase: str, run: Path, proc: subprocess.Popen, rng: random.Random) -> bo
 def torn_files(run: Path) -> list:
     """Files under their final names that cannot be read whole."""
     from siamese.errors import UserError
-    from siamese.eval.comparator import open_blocks
     from siamese.formats import checkpoint
+    from siamese.scoring.comparator import open_blocks
 
     torn = []
     for f in sorted((run / "checkpoints").glob("*.ckpt")):

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mxnet as mx  # noqa: E402
 from mxnet import profiler  # noqa: E402
 
-from siamese.bench import SIZES, convnet_step  # noqa: E402
+from siamese.commands.bench.training import SIZES, convnet_step  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from siamese.eval.search import FaissIndex
-from siamese.searchbench import SPEC, queries_near, unit_vectors
+from siamese.commands.bench.search import SPEC, queries_near, unit_vectors
+from siamese.identification.search import FaissIndex
 
 
 def main(argv=None) -> int:

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, extra
 
+from siamese.commands.gallery import main
 from siamese.formats.gallery import read_gallery
-from siamese.gallery import main
 
 FIXTURE = ROOT / "tests" / "fixtures" / "legacy"
 
@@ -165,7 +165,7 @@ def test_the_search_benchmark_reports_every_index(tmp_path, capsys):
 def test_a_large_gallery_stores_its_index_and_queries_with_it(setup, capsys, monkeypatch):
     extra("faiss")
     export, images, g = setup
-    monkeypatch.setattr("siamese.eval.search.EXACT_LIMIT", 10)  # 32 images count as large
+    monkeypatch.setattr("siamese.identification.search.EXACT_LIMIT", 10)  # 32 images count as large
     assert main(["build", str(export), str(images), "--out", str(g)]) == 0
     gallery = read_gallery(g)
     assert gallery.header["index"]["kind"] == "ivf" and gallery.index.size > 0
@@ -174,6 +174,6 @@ def test_a_large_gallery_stores_its_index_and_queries_with_it(setup, capsys, mon
     assert stored == query(capsys, g, *probes, "--top-k", "4", "--index", "exact")
     assert main(["remove", str(g), "class0"]) == 0
     assert read_gallery(g).header["index"]["kind"] == "ivf"  # rebuilt for the new rows
-    monkeypatch.setattr("siamese.eval.search.EXACT_LIMIT", 50_000)
+    monkeypatch.setattr("siamese.identification.search.EXACT_LIMIT", 50_000)
     assert main(["remove", str(g), "class1"]) == 0
     assert read_gallery(g).index is None and read_gallery(g).header["index"] is None

@@ -12,9 +12,9 @@ from conftest import LEGACY
 
 import eval as eval_cli
 import train
-from siamese.eval.comparator import open_comparator
-from siamese.export.cli import main as export_main
-from siamese.predict import main as predict_main
+from siamese.commands.export import main as export_main
+from siamese.commands.predict import main as predict_main
+from siamese.scoring.comparator import open_comparator
 
 FIXTURE = LEGACY
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())

@@ -16,8 +16,8 @@ from conftest import ROOT
 
 import eval as eval_cli
 import train
-from siamese.gallery import main as gallery_main
-from siamese.predict import main as predict_main
+from siamese.commands.gallery import main as gallery_main
+from siamese.commands.predict import main as predict_main
 
 FIXTURE = ROOT / "tests" / "fixtures" / "rooms"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())

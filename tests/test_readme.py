@@ -30,7 +30,7 @@ def snippets(heading: str, doc: str = SNIPPETS_DOC) -> list:
 @pytest.mark.slow
 def test_use_elsewhere_snippets_run_and_agree(trained_run, tmp_path, capsys):
     extra("onnxruntime")
-    from siamese.export.cli import main as export_main
+    from siamese.commands.export import main as export_main
 
     run_dir, _, _ = trained_run
     out = tmp_path / "export"

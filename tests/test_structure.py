@@ -14,9 +14,11 @@ import pytest
 from conftest import ROOT
 
 PACKAGE = ROOT / "siamese"
-SUBPACKAGES = ("config", "formats", "data", "models", "losses", "train", "eval", "export")
+SUBPACKAGES = ("config", "formats", "data", "models", "losses", "scoring", "identification",
+               "eval", "train", "export", "commands")
 # What each room may import from the package, besides itself, `siamese.errors` and the package
-# root (`siamese.__version__`). Front doors (everything else) may import anything.
+# root (`siamese.__version__`): a room, or one module of a room ("losses.distances"). The
+# commands may import anything; nothing imports them but the aliases at the root.
 MAY_IMPORT = {
     "errors": set(),
     "config": set(),
@@ -24,12 +26,18 @@ MAY_IMPORT = {
     "data": {"config", "formats"},
     "models": {"config", "formats"},
     "losses": {"config", "formats"},
-    "eval": {"config", "formats", "data", "models", "losses"},
-    "train": {"config", "formats", "data", "models", "losses", "eval"},
-    "export": {"config", "formats", "data", "models", "losses", "eval"},
+    "scoring": {"formats", "data", "models", "losses.distances"},
+    "identification": {"config", "formats", "data", "scoring"},
+    "eval": {"config", "formats", "data", "scoring", "identification"},
+    "train": {"config", "formats", "data", "models", "losses", "scoring", "eval"},
+    "export": {"config", "formats", "data", "models", "scoring", "eval"},
 }
-# Front doors inside a room: they compose the rooms (`python -m siamese.export` rebuilds a run).
-FRONT_DOORS = {"siamese.export.cli", "siamese.export.__main__"}
+FRONT_DOOR_ROOMS = {"commands"}
+# `python -m siamese.export`: an alias of the export command that must live inside the room.
+ALIASES_IN_ROOMS = {"siamese.export.__main__"}
+# The package root holds the package's face, the errors every room raises, and aliases.
+ROOT_MODULES = {"siamese", "siamese.__main__", "siamese.errors"}
+ALIAS_MAX_LINES = 12
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
 
@@ -96,18 +104,58 @@ def test_subpackages_say_what_lives_there_and_what_they_may_import():
         assert doc and "Lives here" in doc and "May import" in doc, name
 
 
+def allowed(mine: str, target: str) -> bool:
+    """May a module of room `mine` import the package module `target`?"""
+    other = room(target)
+    if other in ("", mine, "errors"):
+        return True
+    within = ".".join(target.split(".")[1:3])  # "losses.distances"
+    return other in MAY_IMPORT[mine] or within in MAY_IMPORT[mine]
+
+
 def test_imports_point_one_way():
     wrong = []
     for module, targets in graph().items():
         mine = room(module)
-        if mine not in MAY_IMPORT or module in FRONT_DOORS:
-            continue  # a front door
-        for t in targets:
-            other = room(t)
-            if other in ("", mine, "errors") or other in MAY_IMPORT[mine]:
-                continue
-            wrong.append(f"{module} -> {t}")
+        if mine in FRONT_DOOR_ROOMS or module in ALIASES_IN_ROOMS or aliases_at_root(module) \
+                or module in ("siamese", "siamese.__main__"):
+            continue  # the commands, their aliases, the face and `python -m siamese`
+        assert mine in MAY_IMPORT, f"{module}: a room test_structure does not know"
+        wrong += [f"{module} -> {t}" for t in targets if not allowed(mine, t)]
     assert not wrong, wrong
+
+
+def test_the_rule_table_catches_a_planted_wrong_import():
+    assert not allowed("eval", "siamese.losses.pair")  # losses.distances only
+    assert allowed("eval", "siamese.scoring.scores")
+    assert allowed("scoring", "siamese.losses.distances")
+    assert not allowed("identification", "siamese.eval.metrics")
+    assert not allowed("train", "siamese.export.writer")
+
+
+def aliases_at_root(module: str) -> bool:
+    """True for a module at the package root that is not the face, __main__ or errors."""
+    return module.count(".") == 1 and module not in ROOT_MODULES and \
+        module.split(".")[1] not in SUBPACKAGES
+
+
+def test_no_tool_at_the_package_root_only_aliases_of_the_commands():
+    for module, path in modules().items():
+        if not (aliases_at_root(module) or module in ALIASES_IN_ROOMS):
+            continue
+        text = path.read_text()
+        assert text.count("\n") <= ALIAS_MAX_LINES, f"{path}: more than an alias"
+        targets = set(imports(module, path)[0])
+        assert len(targets) == 1 and room(next(iter(targets))) == "commands", (path, targets)
+        assert "def " not in text and "class " not in text, path
+
+
+def test_every_command_is_a_subcommand_of_the_console_command():
+    from siamese.commands.main import TOOLS
+
+    tools = {m.split(".")[2] for m in modules() if room(m) == "commands" and m.count(".") > 1} - {
+        "main", "common", "pipeline", "__main__"}
+    assert tools <= set(TOOLS), tools - set(TOOLS)
 
 
 def find_cycle(g: dict) -> list:
@@ -155,8 +203,9 @@ def test_no_package_import_hidden_in_a_function():
 
 def test_config_and_metrics_load_without_mxnet():
     code = ("import sys; import siamese.config, siamese.eval.metrics, siamese.eval.thresholds, "
-            "siamese.losses.distances, siamese.eval.retrieval, siamese.eval.search, "
-            "siamese.eval.identify; print('mxnet' in sys.modules)")
+            "siamese.losses.distances, siamese.scoring.scores, siamese.identification.retrieval, "
+            "siamese.identification.search, siamese.identification.ranking; "
+            "print('mxnet' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"

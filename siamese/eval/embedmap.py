@@ -11,7 +11,7 @@ import numpy as np
 
 from ..data.folder import scan_folder
 from ..errors import UserError
-from .plots import _pyplot, save
+from ..formats.figures import pyplot, save
 
 
 def pca2(x: np.ndarray) -> np.ndarray:
@@ -45,7 +45,7 @@ def plot_map(path: Path, points: Dict[str, np.ndarray], labels: np.ndarray,
     """One panel per method; up to `thumbs` thumbnails (uint8 images (N, H, W, C))."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(points), figsize=(6 * len(points), 5.5), dpi=90,
                              squeeze=False)
     cmap = plt.get_cmap("tab20" if len(classes) > 10 else "tab10")

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .plots import _pyplot, save
+from ..formats.figures import pyplot, save
 
 
 def worst(scores: np.ndarray, labels: np.ndarray, threshold: float, higher_is_similar: bool,
@@ -27,7 +27,7 @@ def plot_mistakes(path: Path, root: Path, left: Sequence[str], right: Sequence[s
                   scores: np.ndarray, labels: np.ndarray, threshold: float,
                   higher_is_similar: bool, n: int = 6) -> None:
     """Draw up to n false accepts (left column) and n false rejects (right column)."""
-    plt = _pyplot()
+    plt = pyplot()
     accepts, rejects = worst(scores, labels, threshold, higher_is_similar, n)
     rows = max(len(accepts), len(rejects), 1)
     fig, axes = plt.subplots(rows, 4, figsize=(8, 2.1 * rows + 0.6), dpi=90, squeeze=False)

@@ -13,8 +13,8 @@ from typing import Dict
 import numpy as np
 
 from ..errors import UserError
+from ..scoring.scores import score_pairs
 from .metrics import wilson_interval
-from .scoring import score_pairs
 
 log = logging.getLogger(__name__)
 

@@ -1,48 +1,20 @@
-"""Evaluation figures (matplotlib, no display needed): ROC curve and score histograms; the
-atomic save and the never-fail wrapper every picture of the tool goes through."""
+"""Evaluation figures (matplotlib, no display needed): ROC curve and score histograms,
+written through siamese.formats.figures."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 
-from ..formats.atomic import atomic_path
+from ..formats.figures import pyplot, save
 from .metrics import roc
-
-log = logging.getLogger(__name__)
-
-
-def save(fig, path: Path) -> None:
-    """Write a figure as PNG through a temporary file and a rename (never half a picture)."""
-    with atomic_path(Path(path), "draw a picture") as tmp:
-        fig.savefig(tmp, format="png")
-
-
-def safely(path: Path, draw, *args) -> bool:
-    """Call a drawing function; a failure is one warning, never the end of a run or report."""
-    try:
-        draw(path, *args)
-        return True
-    except Exception as e:  # noqa: BLE001  a picture is never worth a failed run
-        log.warning("%s: not drawn (%s: %s)", path, type(e).__name__, e)
-        return False
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_roc(path: Path, scores: np.ndarray, labels: np.ndarray, higher_is_similar: bool,
              eer: float, title: str) -> None:
     """ROC curve with a log-scaled false accept axis and the EER point marked."""
-    plt = _pyplot()
+    plt = pyplot()
     far, tar, _ = roc(scores if higher_is_similar else -np.asarray(scores), labels)
     floor = 0.5 / max(1, int((np.asarray(labels) == 0).sum()))  # below the smallest FAR step
     fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=110)
@@ -64,7 +36,7 @@ def plot_roc(path: Path, scores: np.ndarray, labels: np.ndarray, higher_is_simil
 def plot_scores(path: Path, scores: np.ndarray, labels: np.ndarray, threshold: float,
                 score_name: str, title: str) -> None:
     """Histograms of same and different pair scores with the decision threshold."""
-    plt = _pyplot()
+    plt = pyplot()
     scores, labels = np.asarray(scores), np.asarray(labels).astype(bool)
     bins = np.linspace(scores.min(), scores.max(), 60)
     fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=110)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..formats.atomic import write_json
+from ..formats.figures import safely
+from ..identification.plots import plot_cmc, plot_dir_far
 from .embedmap import plot_map
-from .idplots import plot_cmc, plot_dir_far
 from .metrics import eer
 from .mistakes import plot_mistakes
-from .plots import plot_roc, plot_scores, safely
+from .plots import plot_roc, plot_scores
 from .report import Model
 
 

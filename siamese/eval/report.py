@@ -21,10 +21,11 @@ from ..formats.bundle import META
 from ..formats.pairsets import image_digests, read_digests
 from ..formats.preprocess import CHANNELS
 from ..formats.rundir import RunDir
-from .comparator import Comparator, open_comparator, score_pair_list
+from ..identification.report import open_set_report, retrieval_report, select_classes
+from ..scoring.comparator import Comparator, open_comparator, score_pair_list
+from ..scoring.scores import score_pairs
 from .embedmap import embedding_map
 from .episodes import read_episodes, score_episodes
-from .identification import open_set_report, retrieval_report, select_classes
 from .metrics import (
     best_threshold,
     far_threshold,
@@ -34,7 +35,6 @@ from .metrics import (
     verification,
 )
 from .oneshot import n_way_accuracy
-from .scoring import score_pairs
 
 log = logging.getLogger(__name__)
 

@@ -29,12 +29,12 @@ import numpy as np
 from mxnet.contrib import quantization
 
 from ..errors import ExportMismatch, UserError
-from ..eval.comparator import Comparator, open_comparator
 from ..eval.metrics import verification
 from ..formats.atomic import swap_dir, temp_name
 from ..formats.bundle import META, PARAMS, SYMBOL
 from ..formats.preprocess import to_tensor
 from ..models.fused import plain_graph
+from ..scoring.comparator import Comparator, open_comparator
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Losses on pairs of embeddings (and the per-pair logit of a two-channel network).
 
 Label convention everywhere: 1 = same class, 0 = different. Each loss reports its score spec
-(what siamese.eval.scoring computes at evaluation) and whether a higher score means more
+(what siamese.scoring.scores computes at evaluation) and whether a higher score means more
 similar, so metrics are never inverted.
 
 Each loss also says what a training batch holds: `n_inputs` image arrays for the network

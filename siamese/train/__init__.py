@@ -6,5 +6,5 @@ Lives here: `pairing` (which batches go with which loss), `engine` (Parts), `ste
 `rebuild` (a run's network back from a checkpoint), `schedule`, `device`, `distributed`,
 `signals`.
 May import: config, formats, data, models, losses, and eval (to validate). Never export: the
-command lines run the fit loop, then the export (siamese.pipeline).
+command lines run the fit loop, then the export (siamese.commands.pipeline).
 """

@@ -4,7 +4,7 @@ A run can stop at any moment and continue: checkpoints are written by rename, ho
 position (epoch and batch), and each epoch's pairs come from a generator seeded by the epoch, so
 a resumed run replays the same draws and ends with the figures of an uninterrupted one. The
 loop ends with the best epoch's weights loaded; choosing the threshold, scoring the test pairs
-and exporting are the caller's (siamese.pipeline).
+and exporting are the caller's (siamese.commands.pipeline).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import mxnet as mx
 
 from ..config import Config, to_dict, to_yaml
 from ..errors import Interrupted, UserError
-from ..eval.curves import try_plot_curves
 from ..formats import checkpoint
 from ..formats.atomic import append_jsonl, write_json, write_text
 from ..formats.pairsets import (
@@ -35,6 +34,7 @@ from ..formats.pairsets import (
 from ..formats.rundir import SPLIT_FILES, RunDir
 from ..models.sharing import format_sharing_map, sharing_map, with_decoder
 from .board import Board, open_board
+from .curves import try_plot_curves
 from .distributed import params_digest
 from .engine import Parts, build
 from .resume import read_log, truncate_log

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import mxnet as mx
 
-from ..eval.comparator import Comparator, training_comparator
 from ..eval.thresholds import pair_metrics, threshold_report
 from ..formats.preprocess import pad_batch, to_tensor
 from ..models.decoder import reconstruction_loss
+from ..scoring.comparator import Comparator, training_comparator
 from .engine import Parts
 
 
 def comparator(parts: Parts) -> Comparator:
-    """The network being trained as a pair scorer (see siamese.eval.comparator)."""
+    """The network being trained as a pair scorer (see siamese.scoring.comparator)."""
     return training_comparator(parts.net, parts.loss.score_spec(), parts.data.mean,
                                parts.data.std, parts.cfg.train.eval_batch_size, parts.ctxs[0],
                                parts.cfg.data.right_view)

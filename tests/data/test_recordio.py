@@ -14,7 +14,7 @@ from conftest import make_folder, write_config
 from PIL import Image
 
 import train
-from siamese import pack as pack_cli
+from siamese.commands import pack as pack_cli
 from siamese.data.images import decode_all
 from siamese.data.recordio import MAGIC, RecordFile, encode_record, open_pack, read_idx
 from siamese.data.storage import loader, scan_source

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from siamese.errors import UserError
-from siamese.eval.identify import (
+from siamese.identification.ranking import (
     UNKNOWN,
     calibrate,
     calibration_threshold,
@@ -14,7 +14,7 @@ from siamese.eval.identify import (
     decisions,
     rank_identities,
 )
-from siamese.eval.search import build_index
+from siamese.identification.search import build_index
 
 SPEC = {"name": "euclidean", "higher_is_similar": False, "threshold": 0.5}
 # three identities on a line: 0 at x=0 (two images), 1 at x=1, 2 at x=3 (two images)

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 from PIL import Image
 
-from siamese.eval.curves import plot_curves, try_plot_curves
+from siamese.train.curves import plot_curves, try_plot_curves
 
 ROWS = [{"epoch": e, "train_loss": 1.0 / e, "val_auc": 0.9 + 0.01 * e, "val_eer": 0.1 / e,
          "lr": 0.001 * (1 - e / 4)} for e in (1, 2, 3)]

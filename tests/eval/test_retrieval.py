@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siamese.eval.retrieval import (
+from siamese.identification.retrieval import (
     dir_far_curve,
     open_set_metrics,
     retrieval_metrics,

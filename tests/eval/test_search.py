@@ -8,8 +8,8 @@ import pytest
 from conftest import extra
 
 from siamese.errors import UserError
-from siamese.eval.scoring import score_pairs
-from siamese.eval.search import CHUNK, build_index, search, similarity
+from siamese.identification.search import CHUNK, build_index, search, similarity
+from siamese.scoring.scores import score_pairs
 
 EUCLID = {"name": "euclidean", "higher_is_similar": False, "threshold": 1.0}
 COSINE = {"name": "cosine", "higher_is_similar": False, "threshold": 0.5}
@@ -39,7 +39,7 @@ def test_exact_search_finds_what_scoring_every_pair_finds(spec):
 
 
 def test_exact_search_across_chunks(monkeypatch):
-    monkeypatch.setattr("siamese.eval.search.BUDGET", 0)  # chunks of CHUNK rows
+    monkeypatch.setattr("siamese.identification.search.BUDGET", 0)  # chunks of CHUNK rows
     rng = np.random.default_rng(1)
     gallery = rng.normal(size=(CHUNK * 2 + 17, 8)).astype(np.float32)
     queries = gallery[[5, CHUNK + 3, 2 * CHUNK + 16]] + 1e-3

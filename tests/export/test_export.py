@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from conftest import extra
 
-from siamese import predict as predict_cli
+from siamese.commands import predict as predict_cli
+from siamese.commands.export import main as export_main
 from siamese.data.images import load_images
 from siamese.errors import ExportMismatch
-from siamese.eval.comparator import load_branch
-from siamese.export.cli import main as export_main
 from siamese.export.writer import export_branch
 from siamese.formats.bundle import META, PARAMS, read_meta
 from siamese.formats.preprocess import to_tensor
+from siamese.scoring.comparator import load_branch
 from siamese.train.rebuild import load_run
 
 pytestmark = pytest.mark.slow

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 import eval as eval_cli
-from siamese import predict as predict_cli
+from siamese.commands import predict as predict_cli
+from siamese.commands.export import main as export_main
 from siamese.errors import UserError
-from siamese.eval.comparator import load_branch
 from siamese.export import optimize
-from siamese.export.cli import main as export_main
 from siamese.formats.bundle import read_meta
 from siamese.models.branches import get_branch
+from siamese.scoring.comparator import load_branch
 
 
 def test_compare_by_hand():

@@ -11,10 +11,10 @@ from mxnet import autograd
 
 from siamese.config import LossConfig
 from siamese.errors import UserError
-from siamese.eval.scoring import decide, score_pairs
 from siamese.losses.pair import ContrastiveLoss, LogisticLoss
 from siamese.losses.registry import build_loss
 from siamese.models.architectures import get_architecture
+from siamese.scoring.scores import decide, score_pairs
 from siamese.train.pairing import Pairing, get_pairing
 
 

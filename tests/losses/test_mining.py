@@ -6,10 +6,10 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from siamese.commands.bench.cube import CubeBatchTripletLoss, euclidean_cube
 from siamese.losses.distances import euclidean_matrix
 from siamese.losses.mining import count_at_most
 from siamese.losses.triplet import BatchTripletLoss
-from siamese.losses.triplet_cube import CubeBatchTripletLoss, euclidean_cube
 
 
 def test_count_at_most_by_hand():

@@ -21,11 +21,11 @@ from siamese.data.prepare import PairData
 from siamese.data.sampling import PairSampler
 from siamese.errors import UserError
 from siamese.eval.metrics import far_threshold, rates_at
-from siamese.eval.scoring import score_pairs
 from siamese.losses.distances import cosine_matrix, euclidean_matrix
 from siamese.losses.triplet import BatchTripletLoss, TripletLoss
 from siamese.models.architectures import SiameseNet
 from siamese.models.branches import MLP
+from siamese.scoring.scores import score_pairs
 from siamese.train.engine import build
 
 

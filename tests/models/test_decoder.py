@@ -300,7 +300,7 @@ def test_autoencoder_on_a_flat_folder_of_unlabelled_images(tmp_path, capsys):
     assert not (tmp_path / "ae" / "export").exists()
     assert "model.pretrained=" in capsys.readouterr().out
     import eval as eval_cli
-    from siamese.export.cli import main as export_main
+    from siamese.commands.export import main as export_main
 
     for cli in (eval_cli.main, export_main):
         assert cli([str(tmp_path / "ae")]) == 2

@@ -12,7 +12,6 @@ from mxnet import autograd
 from mxnet.gluon import HybridBlock
 
 from siamese.config import TrainConfig
-from siamese.eval.comparator import load_branch
 from siamese.export.writer import export_branch
 from siamese.losses.pair import ContrastiveLoss
 from siamese.models.architectures import SiameseNet
@@ -25,6 +24,7 @@ from siamese.models.fused import (
     plain_graph,
     set_fused,
 )
+from siamese.scoring.comparator import load_branch
 from siamese.train.step import NonFiniteStep, train_step
 from siamese.train.trainer import build_trainer
 

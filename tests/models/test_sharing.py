@@ -14,14 +14,14 @@ from conftest import extra, make_folder, write_config
 
 import eval as eval_cli
 import train
+from siamese.commands.gallery import main as gallery_main
+from siamese.commands.predict import main as predict_main
 from siamese.config import from_dict
 from siamese.data.views import blur, invert
 from siamese.errors import UserError
-from siamese.eval.comparator import open_comparator
-from siamese.gallery import main as gallery_main
 from siamese.models.branches import MLP, ConvNet
 from siamese.models.sharing import build_pseudo_siamese, format_sharing_map, matches, sharing_map
-from siamese.predict import main as predict_main
+from siamese.scoring.comparator import open_comparator
 
 
 def convnet(prefix, params=None):
@@ -230,7 +230,7 @@ def test_each_architecture_trains_exports_reloads_and_evaluates(tmp_path, arch, 
     assert predict_main([str(run_dir / "export"), str(a), str(b), "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     comparator, _ = open_comparator(run_dir / "export", 2)
-    from siamese.predict import _pixels
+    from siamese.commands.predict import _pixels
 
     images = np.stack([_pixels(meta, a), _pixels(meta, b)])
     assert r["score"] == pytest.approx(float(comparator.score(images, [0], [1])[0]))

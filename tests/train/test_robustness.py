@@ -285,7 +285,7 @@ def test_a_signal_that_breaks_the_unwinding_still_exits_with_its_code(capsys):
     """The handler raises wherever the main thread is; inside threading's lock code the
     unwinding itself can fail (RuntimeError: release unlocked lock, seen once under load). The
     exit status is still the signal's."""
-    from siamese.cli import run
+    from siamese.commands.common import run
     from siamese.errors import Interrupted
 
     def body() -> int:

@@ -11,12 +11,12 @@ from conftest import write_config
 import train
 from siamese.config import from_dict
 from siamese.data.images import load_images
-from siamese.eval.comparator import load_branch
 from siamese.formats import checkpoint
 from siamese.formats.bundle import read_meta
 from siamese.formats.preprocess import to_tensor
 from siamese.losses.registry import build_loss
 from siamese.models.architectures import build_model
+from siamese.scoring.comparator import load_branch
 
 pytestmark = pytest.mark.slow
 

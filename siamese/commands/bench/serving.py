@@ -22,16 +22,16 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 
-from .config import TrainConfig
-from .export.onnx import export_onnx
-from .export.optimize import float_graph, fuse, quantize, save_graph
-from .formats.bundle import load_symbol
-from .losses.triplet import BatchTripletLoss
-from .losses.triplet_cube import CubeBatchTripletLoss
-from .models.branches import get_branch
-from .models.fused import fused_available, set_fused
-from .train.step import train_step
-from .train.trainer import build_trainer
+from ...config import TrainConfig
+from ...export.onnx import export_onnx
+from ...export.optimize import float_graph, fuse, quantize, save_graph
+from ...formats.bundle import load_symbol
+from ...losses.triplet import BatchTripletLoss
+from ...models.branches import get_branch
+from ...models.fused import fused_available, set_fused
+from ...train.step import train_step
+from ...train.trainer import build_trainer
+from .cube import CubeBatchTripletLoss
 
 EMBEDDING = 64
 

@@ -21,20 +21,20 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 
-from ..cli import run, setup_logging
 from ..data.images import load_images
 from ..data.pairfiles import read_pair_file
 from ..errors import UserError, no_pairs_run
-from ..eval.comparator import score_pair_list, training_comparator
 from ..eval.thresholds import calibrate
+from ..export.onnx import require_onnx
+from ..export.optimize import export_optimized
+from ..export.writer import TOLERANCE, export_run, model_meta
 from ..formats.preprocess import to_tensor
 from ..formats.rundir import RunDir
 from ..models.architectures import architecture_of
+from ..scoring.comparator import score_pair_list, training_comparator
 from ..train.pairing import get_pairing
 from ..train.rebuild import load_run
-from .onnx import require_onnx
-from .optimize import export_optimized
-from .writer import TOLERANCE, export_run, model_meta
+from .common import run, setup_logging
 
 
 def parse_args(argv=None) -> argparse.Namespace:

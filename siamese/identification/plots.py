@@ -7,12 +7,12 @@ from typing import Sequence
 
 import numpy as np
 
-from .plots import _pyplot, save
+from ..formats.figures import pyplot, save
 
 
 def plot_cmc(path: Path, curves: dict, title: str) -> None:
     """Rate by rank for each named curve ({label: [rank-1, rank-2, ...]})."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=110)
     for label, rates in curves.items():
         ax.plot(np.arange(1, len(rates) + 1), rates, "o-", ms=3, lw=1.6, label=label)
@@ -30,7 +30,7 @@ def plot_cmc(path: Path, curves: dict, title: str) -> None:
 def plot_dir_far(path: Path, far: Sequence[float], dir_: Sequence[float], n_impostor: int,
                  title: str) -> None:
     """Detection and identification rate against false alarm rate (log axis)."""
-    plt = _pyplot()
+    plt = pyplot()
     floor = 0.5 / max(1, n_impostor)  # below the smallest measurable FAR
     fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=110)
     ax.step(np.maximum(far, floor), dir_, where="post", lw=1.8)

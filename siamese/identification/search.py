@@ -3,7 +3,7 @@ of FAISS (`faiss-cpu`, the optional extra `faiss`): flat (exact), IVF or HNSW (a
 
 Every index answers `search(queries, k)` with similarities (higher = more alike: the score
 itself, or minus a distance) and gallery row ids, best first. The k found are then re-scored
-with siamese.eval.scoring, the one scoring path of evaluation and predict, so a reported score
+with siamese.scoring.scores, the one scoring path of evaluation and predict, so a reported score
 is exactly what `python -m siamese.predict` says for that pair; the index only chooses them.
 """
 
@@ -15,7 +15,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from ..errors import UserError
-from .scoring import score_pairs
+from ..scoring.scores import score_pairs
 
 log = logging.getLogger(__name__)
 

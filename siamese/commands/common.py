@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Optional
 
-from .errors import Interrupted, RunError, UserError
+from ..errors import Interrupted, RunError, UserError
 
 
 def setup_logging(log_file: Optional[Path] = None, verbose: bool = False) -> None:

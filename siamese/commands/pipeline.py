@@ -11,15 +11,15 @@ import logging
 import time
 from typing import Optional
 
-from .config import Config
-from .export.onnx import require_onnx
-from .export.writer import export_run
-from .formats.atomic import write_json
-from .formats.rundir import RunDir
-from .train.engine import Parts
-from .train.fit import fit
-from .train.state import State
-from .train.validation import has_pairs, val_reconstruction, validate_and_test
+from ..config import Config
+from ..export.onnx import require_onnx
+from ..export.writer import export_run
+from ..formats.atomic import write_json
+from ..formats.rundir import RunDir
+from ..train.engine import Parts
+from ..train.fit import fit
+from ..train.state import State
+from ..train.validation import has_pairs, val_reconstruction, validate_and_test
 
 log = logging.getLogger(__name__)
 

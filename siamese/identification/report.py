@@ -1,6 +1,7 @@
 """eval.py --retrieval and --open-set: identification figures of an export on class folders.
 
-- Retrieval: every image queries all the others (leave-one-out); see siamese.eval.retrieval.
+- Retrieval: every image queries all the others (leave-one-out); see
+  siamese.identification.retrieval.
 - Open set: a seeded share of the identities is held back; of the others `shots` images each
   are enrolled in a gallery, their other images are genuine probes, and every image of a
   held-back identity is an impostor probe. Reported: rank-1 identification rate, the CMC curve,
@@ -19,7 +20,7 @@ from ..data.folder import scan_folder
 from ..errors import UserError
 from ..formats.pairsets import read_split_classes
 from ..formats.rundir import RunDir
-from .identify import rank_identities
+from .ranking import rank_identities
 from .retrieval import OPEN_SET_FARS, dir_far_curve, open_set_metrics, retrieval_metrics
 from .search import build_index, search, similarity, to_score
 

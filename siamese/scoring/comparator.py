@@ -4,7 +4,7 @@ validation, eval.py, n-way episodes and predict; and opening an export to score 
 How an architecture compares two images is its own (siamese.models.architectures):
 - it embeds (siamese, pseudo-siamese): each image is embedded once per side it appears on
   (once in all when both sides share the network) and pairs are scored from the embeddings
-  (siamese.eval.scoring);
+  (siamese.scoring.scores);
 - it scores pairs (two-channel): every pair runs through the network (no embeddings).
 
 `right_view` (data.right_view) is applied to every right-side image before preprocessing.
@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..formats.bundle import load_symbol, read_meta
 from ..formats.preprocess import pad_batch, to_tensor
 from ..models.architectures import Architecture, architecture_of, by_kind
-from .scoring import score_pairs
+from .scores import score_pairs
 
 
 def _batches(n: int, size: int, what: str, progress: bool):

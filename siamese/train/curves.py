@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
-from .plots import _pyplot, safely, save
+from ..formats.figures import pyplot, safely, save
 
 
 def plot_curves(path: Path, rows: List[dict], best_epoch: int) -> None:
     """Draw the curves of log.jsonl `rows` into `path` (PNG), atomically."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), dpi=100)
     loss_ax, val_ax, lr_ax = axes

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
-from .eval.search import KINDS, faiss
+from ...errors import UserError
+from ...identification.search import KINDS, faiss
 
 SPEC = {"name": "cosine", "higher_is_similar": False, "threshold": 0.5}
 LATENCY_QUERIES = 200

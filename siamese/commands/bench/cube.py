@@ -4,8 +4,8 @@ the (N, N) miners (siamese.losses.mining) are tested against, and for `siamese.b
 
 from __future__ import annotations
 
-from .distances import EPS, cosine_matrix
-from .triplet import BatchTripletLoss
+from ...losses.distances import EPS, cosine_matrix
+from ...losses.triplet import BatchTripletLoss
 
 
 def euclidean_cube(F, e):

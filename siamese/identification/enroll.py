@@ -18,7 +18,7 @@ from ..errors import UserError
 from ..formats.bundle import fingerprint
 from ..formats.gallery import Gallery
 from ..formats.preprocess import CHANNELS
-from .comparator import Comparator, open_comparator
+from ..scoring.comparator import Comparator, open_comparator
 from .search import build_index, choose_kind, restore, serialize
 
 log = logging.getLogger(__name__)
