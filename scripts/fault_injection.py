@@ -94,7 +94,7 @@ def torn_files(run: Path) -> list:
     """Files under their final names that cannot be read whole."""
     from siamese.errors import UserError
     from siamese.formats import checkpoint
-    from siamese.scoring.comparator import open_blocks
+    from siamese.scoring.bundles import open_blocks
 
     torn = []
     for f in sorted((run / "checkpoints").glob("*.ckpt")):

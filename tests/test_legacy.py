@@ -14,7 +14,7 @@ import eval as eval_cli
 import train
 from siamese.commands.export import main as export_main
 from siamese.commands.predict import main as predict_main
-from siamese.scoring.comparator import open_comparator
+from siamese.scoring.bundles import open_comparator
 
 FIXTURE = LEGACY
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())

@@ -24,7 +24,7 @@ from ..data.images import IMAGE_EXTENSIONS, load_image, load_images
 from ..errors import UserError
 from ..formats.atomic import atomic_path
 from ..formats.preprocess import CHANNELS
-from ..scoring.comparator import open_comparator
+from ..scoring.bundles import open_comparator
 from ..scoring.scores import decide
 from .common import run, setup_logging
 

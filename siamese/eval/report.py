@@ -22,7 +22,8 @@ from ..formats.pairsets import image_digests, read_digests
 from ..formats.preprocess import CHANNELS
 from ..formats.rundir import RunDir
 from ..identification.report import open_set_report, retrieval_report, select_classes
-from ..scoring.comparator import Comparator, open_comparator, score_pair_list
+from ..scoring.bundles import open_comparator
+from ..scoring.comparator import Comparator, score_pair_list
 from ..scoring.scores import score_pairs
 from .embedmap import embedding_map
 from .episodes import read_episodes, score_episodes

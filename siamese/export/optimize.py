@@ -34,7 +34,8 @@ from ..formats.atomic import swap_dir, temp_name
 from ..formats.bundle import META, PARAMS, SYMBOL
 from ..formats.preprocess import to_tensor
 from ..models.fused import plain_graph
-from ..scoring.comparator import Comparator, open_comparator
+from ..scoring.bundles import open_comparator
+from ..scoring.comparator import Comparator
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from ..errors import UserError
 from ..formats.bundle import fingerprint
 from ..formats.gallery import Gallery
 from ..formats.preprocess import CHANNELS
-from ..scoring.comparator import Comparator, open_comparator
+from ..scoring.bundles import open_comparator
+from ..scoring.comparator import Comparator
 from .search import build_index, choose_kind, restore, serialize
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,6 @@
 """Score pairs of decoded images with any architecture: the one scoring path of training-time
-validation, eval.py, n-way episodes and predict; and opening an export to score with.
+validation, eval.py, n-way episodes, predict and enrolment (siamese.scoring.bundles opens an
+export to score with).
 
 How an architecture compares two images is its own (siamese.models.architectures):
 - it embeds (siamese, pseudo-siamese): each image is embedded once per side it appears on
@@ -21,9 +22,8 @@ import numpy as np
 from ..data.storage import load_files
 from ..data.views import get_view
 from ..errors import UserError
-from ..formats.bundle import load_symbol, read_meta
 from ..formats.preprocess import pad_batch, to_tensor
-from ..models.architectures import Architecture, architecture_of, by_kind
+from ..models.architectures import Architecture, architecture_of
 from .scores import score_pairs
 
 
@@ -129,57 +129,6 @@ def training_comparator(net, spec: dict, mean, std, batch_size: int, ctx: mx.Con
     will (a two-channel logit becomes a probability)."""
     arch = architecture_of(net)
     return Comparator(arch, arch.blocks(net), spec, mean, std, batch_size, ctx, right_view)
-
-
-def open_blocks(export_dir: Path, ctx: mx.Context = mx.cpu()) -> tuple:
-    """(Architecture, {role: SymbolBlock}, model.json) of an export directory, each network run
-    once on zeros to prove it loads; damaged files are UserErrors naming the directory."""
-    export_dir = Path(export_dir)
-    meta = read_meta(export_dir)
-    arch = by_kind(meta["kind"], str(export_dir / "model.json"))
-    for key in arch.file_keys():
-        if key not in meta["files"]:
-            raise UserError(f"{export_dir / 'model.json'}: files.{key} missing (a "
-                            f"{meta['kind']} export needs it)")
-    c, h, w = meta["input"]["shape"][1:]
-    want = meta["embedding_size"] if arch.embeds else 1
-    blocks = {}
-    try:
-        for role in arch.roles:
-            block = load_symbol(export_dir, role, list(arch.inputs), ctx)
-            out = block(*[mx.nd.zeros((1, c, h, w), ctx=ctx) for _ in arch.inputs]).asnumpy()
-            blocks[role] = block
-            if out.reshape(1, -1).shape[-1] != want:
-                raise UserError(f"{export_dir}: the {role} network gives "
-                                f"{out.reshape(1, -1).shape[-1]} values, model.json says "
-                                f"{'one score' if want == 1 else f'embedding_size {want}'}")
-    except (mx.base.MXNetError, ValueError, AssertionError) as e:
-        last = str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__
-        raise UserError(f"{export_dir}: the exported symbol or parameters do not load ({last})") \
-            from None
-    return arch, blocks, meta
-
-
-def open_comparator(export_dir: Path, batch_size: int, ctx: mx.Context = mx.cpu()) -> tuple:
-    """(Comparator, model.json) of any export directory: the scoring path of eval.py and
-    predict, from the export alone."""
-    arch, blocks, meta = open_blocks(export_dir, ctx)
-    pre = meta["preprocess"]
-    return Comparator(arch, blocks, meta["score"], pre["mean"], pre["std"], batch_size, ctx,
-                      pre.get("right_view", "none")), meta
-
-
-def open_export(export_dir: Path, ctx: mx.Context = mx.cpu()) -> tuple:
-    """(SymbolBlock, model.json) of a siamese export (one branch); UserError otherwise."""
-    _, blocks, meta = open_blocks(export_dir, ctx)
-    if "branch" not in blocks:
-        raise UserError(f"{export_dir}: a {meta['kind']} export has no single branch")
-    return blocks["branch"], meta
-
-
-def load_branch(export_dir: Path, ctx: mx.Context = mx.cpu()):
-    """The exported siamese branch as a SymbolBlock (one input `data`)."""
-    return load_symbol(Path(export_dir), "branch", ["data"], ctx)
 
 
 def score_pair_list(comparator: Comparator, pairs, root, size, channels: int,

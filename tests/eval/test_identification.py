@@ -10,7 +10,7 @@ import pytest
 import eval as eval_cli
 from siamese.data.folder import scan_folder
 from siamese.data.images import load_images
-from siamese.scoring.comparator import open_comparator
+from siamese.scoring.bundles import open_comparator
 
 
 def test_retrieval_equals_ranking_every_distance_by_hand(legacy):

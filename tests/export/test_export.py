@@ -18,7 +18,7 @@ from siamese.errors import ExportMismatch
 from siamese.export.writer import export_branch
 from siamese.formats.bundle import META, PARAMS, read_meta
 from siamese.formats.preprocess import to_tensor
-from siamese.scoring.comparator import load_branch
+from siamese.scoring.bundles import load_branch
 from siamese.train.rebuild import load_run
 
 pytestmark = pytest.mark.slow

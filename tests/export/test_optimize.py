@@ -19,7 +19,7 @@ from siamese.errors import UserError
 from siamese.export import optimize
 from siamese.formats.bundle import read_meta
 from siamese.models.branches import get_branch
-from siamese.scoring.comparator import load_branch
+from siamese.scoring.bundles import load_branch
 
 
 def test_compare_by_hand():

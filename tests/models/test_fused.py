@@ -24,7 +24,7 @@ from siamese.models.fused import (
     plain_graph,
     set_fused,
 )
-from siamese.scoring.comparator import load_branch
+from siamese.scoring.bundles import load_branch
 from siamese.train.step import NonFiniteStep, train_step
 from siamese.train.trainer import build_trainer
 

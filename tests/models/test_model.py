@@ -10,7 +10,7 @@ from mxnet import autograd, gluon
 from siamese.errors import UserError
 from siamese.models.architectures import SiameseNet
 from siamese.models.branches import BRANCHES, get_branch
-from siamese.scoring.comparator import load_branch
+from siamese.scoring.bundles import load_branch
 
 SHAPE = (4, 1, 16, 16)
 

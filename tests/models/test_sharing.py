@@ -21,7 +21,7 @@ from siamese.data.views import blur, invert
 from siamese.errors import UserError
 from siamese.models.branches import MLP, ConvNet
 from siamese.models.sharing import build_pseudo_siamese, format_sharing_map, matches, sharing_map
-from siamese.scoring.comparator import open_comparator
+from siamese.scoring.bundles import open_comparator
 
 
 def convnet(prefix, params=None):

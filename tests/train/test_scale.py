@@ -20,7 +20,7 @@ from siamese.models.architectures import SiameseNet
 from siamese.models.branches import BRANCHES, get_branch
 from siamese.models.pretrained import load_pretrained
 from siamese.models.zoo import freeze
-from siamese.scoring.comparator import load_branch
+from siamese.scoring.bundles import load_branch
 from siamese.train.step import train_step
 from siamese.train.trainer import build_trainer
 

@@ -16,7 +16,7 @@ from siamese.formats.bundle import read_meta
 from siamese.formats.preprocess import to_tensor
 from siamese.losses.registry import build_loss
 from siamese.models.architectures import build_model
-from siamese.scoring.comparator import load_branch
+from siamese.scoring.bundles import load_branch
 
 pytestmark = pytest.mark.slow
 
