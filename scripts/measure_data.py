@@ -109,10 +109,10 @@ def child(a: argparse.Namespace) -> None:
             state.epoch, state.batch = epoch, 0
             run_epoch(parts, state, stop, policy, False)
             seconds.append(time.perf_counter() - t0)
-    parts.train_pairs.close()
+    parts.batches.close()
     peak.running = False
     peak.join()
-    n = parts.train_pairs.batches_per_epoch() * parts.train_pairs.batch_size
+    n = parts.batches.batches_per_epoch() * parts.batches.batch_size
     print(json.dumps({"images": len(digests), "import_s": round(t_import, 2),
                       "startup_s": round(startup, 2), "epoch1_s": round(seconds[0], 2),
                       "pairs_per_s": round(n / seconds[1], 1),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..eval.present import format_table, write_outputs
-from ..eval.report import Request, evaluate
+from ..eval.report import Request, build_report
 from .common import rates, run, setup_logging
 
 
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
                           retrieval=args.retrieval, open_set=args.open_set,
                           unknown_fraction=args.unknown_fraction, index=args.index,
                           progress=sys.stderr.isatty())
-        report, pictures, model = evaluate(args.target, request)
+        report, pictures, model = build_report(args.target, request)
         out = args.out or args.target / "eval.json"
         write_outputs(report, pictures, model, out)
         print(format_table(report))

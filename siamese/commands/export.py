@@ -24,9 +24,9 @@ import numpy as np
 from ..data.images import load_images
 from ..data.pairfiles import read_pair_file
 from ..errors import UserError, no_pairs_run
-from ..eval.thresholds import calibrate
+from ..eval.thresholds import with_threshold
 from ..export.onnx import require_onnx
-from ..export.optimize import export_optimized
+from ..export.optimize import export_optimized, get_optimizer
 from ..export.writer import TOLERANCE, export_run, model_meta
 from ..formats.preprocess import to_tensor
 from ..formats.rundir import RunDir
@@ -72,7 +72,7 @@ def validation_threshold(cfg, net, loss, run_dir: Path) -> tuple:
     test = read_pair_file(run.pair_file("test"), root)
     sample = load_images([root / p for p in sorted(set(test.left))[:16]], d.image_size,
                          d.channels)
-    return calibrate(spec, scores, val.labels, cfg.eval.threshold), sample
+    return with_threshold(spec, scores, val.labels, cfg.eval.threshold), sample
 
 
 def main(argv=None) -> int:
@@ -105,14 +105,14 @@ def optimized(args, kind: str, cfg, net, spec: dict) -> int:
     if args.onnx:
         raise UserError("--onnx converts the float export only: mx.onnx has no conversion "
                         "for the fused and int8 operators; export --onnx separately")
-    if architecture_of(net).kind != "branch":
+    if not architecture_of(net).optimizable:
         raise UserError(f"{args.run_dir}: --optimize/--quantize export a siamese branch; this "
                         f"run's model is {architecture_of(net).kind}")
     d, run_dir = cfg.data, RunDir(args.run_dir)
     out = args.out or run_dir / f"export-{kind}"
     test = load_test_pairs(cfg, run_dir.pair_file("test"))
     calib, source = None, ""
-    if kind == "int8":
+    if get_optimizer(kind).calibrated:
         val = read_pair_file(run_dir.pair_file("val"), Path(d.root))
         names = sorted(set(val.left) | set(val.right))
         names = [names[k] for k in np.random.default_rng(0).permutation(len(names))]

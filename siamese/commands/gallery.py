@@ -40,7 +40,7 @@ from ..identification.enroll import (
 )
 from ..identification.ranking import (
     Ranked,
-    calibrate,
+    calibrate_open_set,
     calibration_entry,
     calibration_threshold,
     decisions,
@@ -97,13 +97,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                    "network: its fingerprint is checked)")
     for s in (q, c, e):
         s.add_argument("--index", choices=("auto", *KINDS), default="auto")
-    bench = sub.add_parser("bench", help="search speed and recall on random unit vectors")
-    bench.add_argument("--size", type=int, default=1_000_000)
-    bench.add_argument("--dim", type=int, default=128, help="the schema's default embedding size")
-    bench.add_argument("--queries", type=int, default=1000)
-    bench.add_argument("--quick", action="store_true", help="100,000 vectors, fewer queries")
-    bench.add_argument("--indexes", default="exact,flat,ivf,hnsw", help="which to measure")
-    bench.add_argument("--out", type=Path, help="also write the figures as JSON")
+    sub.add_parser("bench", add_help=False,
+                   help="search speed and recall on random unit vectors (siamese.commands.bench."
+                        "search; `bench --help` for its options)")
     return p.parse_args(argv)
 
 
@@ -215,8 +211,8 @@ def cmd_calibrate(args) -> int:
     comparator, meta, _ = open_gallery_export(gallery, args.gallery, args.export)
     ranked, truth = _probe_set(args, gallery, comparator, meta)
     gen, imp = truth >= 0, truth < 0
-    found = calibrate(_subset(ranked, gen), truth[gen], _subset(ranked, imp), meta["score"],
-                      args.far)
+    found = calibrate_open_set(_subset(ranked, gen), truth[gen], _subset(ranked, imp),
+                               meta["score"], args.far)
     for far, c in found.items():
         c["probes"] = str(args.probes.resolve())
         if c["n_impostor"] * float(far) < 1:
@@ -259,16 +255,14 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    return bench_main(args)
-
-
 COMMANDS = {"build": cmd_build, "add": cmd_add, "remove": cmd_remove, "info": cmd_info,
-            "query": cmd_query, "calibrate": cmd_calibrate, "evaluate": cmd_evaluate,
-            "bench": cmd_bench}
+            "query": cmd_query, "calibrate": cmd_calibrate, "evaluate": cmd_evaluate}
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        return bench_main(argv[1:])
     args = parse_args(argv)
 
     def body() -> int:

@@ -19,7 +19,7 @@ from ..formats.rundir import RunDir
 from ..train.engine import Parts
 from ..train.fit import fit
 from ..train.state import State
-from ..train.validation import has_pairs, val_reconstruction, validate_and_test
+from ..train.validation import has_pairs, reconstruction_error, validate_and_test
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ def train_and_export(cfg: Config, run: RunDir, progress: bool = False,
 def finish_unlabelled(parts: Parts, run: RunDir, state: State) -> dict:
     """Reconstruction-only training on unlabelled images: no pairs, so no threshold and no
     export; the branch is used through model.pretrained = this run directory."""
-    metrics = {"val": {"reconstruction": val_reconstruction(parts, "val")},
-               "test": {"reconstruction": val_reconstruction(parts, "test")},
+    metrics = {"val": {"reconstruction": reconstruction_error(parts, "val")},
+               "test": {"reconstruction": reconstruction_error(parts, "test")},
                "best_epoch": state.best["epoch"], "epochs_trained": state.epoch,
                "stopped_early": state.stopped_early, "train_seconds": state.train_seconds,
                "exported": False}

@@ -8,6 +8,7 @@ May import: `siamese.errors` only. Never mxnet: a config is checked before anyth
 from .load import from_dict, load_config, to_dict
 from .rules import INIT_ARGS, parse_init, parse_threshold_rule
 from .schema import (
+    EVAL_BATCH_SIZE,
     Config,
     DataConfig,
     EvalConfig,
@@ -19,6 +20,7 @@ from .schema import (
 )
 from .typed import apply_overrides, read_yaml, to_yaml
 
-__all__ = ["Config", "DataConfig", "EvalConfig", "ExportConfig", "INIT_ARGS", "LogConfig",
+__all__ = ["EVAL_BATCH_SIZE", "Config", "DataConfig", "EvalConfig", "ExportConfig", "INIT_ARGS",
+           "LogConfig",
            "LossConfig", "ModelConfig", "TrainConfig", "apply_overrides", "from_dict",
            "load_config", "parse_init", "parse_threshold_rule", "read_yaml", "to_dict", "to_yaml"]

@@ -13,6 +13,10 @@ NO_DOWNLOAD = ("model.pretrained: true would download weights, and this tool nev
                "get_model(name, pretrained=True) stores it under ~/.mxnet/models/) and set "
                "model.pretrained to its path")
 
+# Images per batch when scoring: training's validation by default, and eval.py, galleries and
+# enrolment always (they score from an export alone): the same batches give the same embeddings.
+EVAL_BATCH_SIZE = 256
+
 
 @dataclass
 class DataConfig:
@@ -139,7 +143,7 @@ class TrainConfig:
     warmup_epochs: float = _f(0.0, "linear warm-up from 0 to lr over this many epochs", min=0.0)
     patience: int = _f(0, "early stopping: stop after this many epochs without a better "
                        "validation AUC (0 = never)", min=0)
-    eval_batch_size: int = _f(256, "images per embedding batch in evaluation", min=1)
+    eval_batch_size: int = _f(EVAL_BATCH_SIZE, "images per embedding batch in evaluation", min=1)
     kvstore: Literal["device", "local", "dist_sync", "dist_device_sync"] = _f(
         "device", "gradients summed over devices (device | local) or machines (dist_*)"
     )

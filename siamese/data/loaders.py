@@ -1,14 +1,15 @@
 """Training batches, drawn afresh each epoch from the decoded images: pairs, triplets, P x K
 batches, or none (reconstruction only); and the images of the reconstruction loss.
 
-Each source is registered in SOURCES; which one a run uses is chosen with its loss
-(siamese.train.pairing).
+Every source is a BatchSource: `batch_size` examples per batch, `examples_per_epoch` per epoch
+over all workers, counted in its `unit` (pairs, triplets or images). Each is registered in
+SOURCES; which one a run uses is chosen with its loss (siamese.train.pairing).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict
+from typing import Callable, Dict, Iterator
 
 import mxnet as mx
 import numpy as np
@@ -16,7 +17,7 @@ from mxnet import gluon
 
 from ..errors import UserError
 from ..formats.preprocess import to_tensor
-from .augment import Augment, as_augment
+from .augment import Augment
 from .prepare import PairData
 from .sampling import PairSampler
 from .views import get_view
@@ -25,101 +26,67 @@ from .workers import WorkerPool
 log = logging.getLogger(__name__)
 
 
-class TrainPairs:
-    """Training pairs drawn afresh each epoch, batched by a Gluon DataLoader.
+class BatchSource:
+    """The training batches of one epoch after another.
 
     Args:
         data: the prepared data.
-        batch_size: pairs per batch; the last short batch is dropped (static shapes).
-        pairs_per_epoch: pairs drawn per epoch, half same, half different.
-        augment_shift: an Augment (siamese.data.augment), or a translation in pixels.
+        batch_size: examples per batch (in `unit`); the last short batch is dropped (static
+            shapes).
+        examples_per_epoch: examples drawn per epoch over all workers (train.pairs_per_epoch).
+        augment: the training augmentation (siamese.data.augment).
         seed: the run seed; epoch e draws from a generator seeded with (seed, e), so a resumed
-            run sees the same pairs as an uninterrupted one.
+            run sees the same examples as an uninterrupted one.
         shard: (rank, workers): in distributed training every worker draws the same examples
-            and keeps every workers-th one from its rank, pairs_per_epoch // workers in all.
+            and keeps every workers-th one from its rank, examples_per_epoch // workers in all.
 
-    A batch is a tuple of NDArrays: `n_inputs` image arrays (B, C, H, W), then the targets
-    (here the labels (B,), 1 = same).
+    A batch is a tuple of NDArrays: `n_inputs` image arrays (B, C, H, W), then the targets.
     """
 
-    n_inputs = 2
-    unit = "pairs"
+    n_inputs = 0
+    unit = "images"
+    split = "train"  # the split whose images are drawn
 
-    def __init__(self, data: PairData, batch_size: int, pairs_per_epoch: int,
-                 augment_shift: int, seed: int, shard: tuple = (0, 1)):
-        self.data = data
-        self.index = data.splits["train"]
-        self.sampler = PairSampler(data.folder.labels[self.index], "train")
-        self.batch_size = batch_size
-        self.pairs_per_epoch = pairs_per_epoch
-        self.augment = as_augment(augment_shift)
-        self.seed = seed
+    def __init__(self, data: PairData, batch_size: int, examples_per_epoch: int,
+                 augment: Augment, seed: int, shard: tuple = (0, 1)):
+        self.data, self.batch_size, self.examples_per_epoch = data, batch_size, examples_per_epoch
+        self.augment, self.seed = augment, seed
         self.rank, self.workers = shard
+        self.index = data.splits[self.split]
+        self.sampler = self.new_sampler()
+        self._pool = None
         if self.batches_per_epoch() == 0:
             raise UserError(f"train.pairs_per_epoch: smaller than one batch of "
                             f"{self.batch_size} {self.unit}, no full batch")
 
+    def new_sampler(self):
+        """What draws this source's examples from the split's labels (None: nothing to draw)."""
+        return None
+
     def batches_per_epoch(self) -> int:
         """The same on every worker, so no worker waits for another at the end of an epoch."""
-        return self.pairs_per_epoch // self.workers // self.batch_size
+        return self.examples_per_epoch // self.workers // self.batch_size
 
-    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """n examples: rows of training-split indices, the last column the label."""
-        return self.sampler.sample(n, rng)
+    def loader(self, epoch: int) -> Iterator[tuple]:
+        """One epoch's batches: tuples of NDArrays (images..., targets...)."""
+        raise NotImplementedError
 
-    def columns(self, rows: np.ndarray) -> tuple:
-        """(image index columns (B, n_inputs) into the split, targets as numpy arrays)."""
-        return rows[:, :2], [rows[:, 2].astype(np.float32)]
-
-    def rows(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
-        """This worker's examples of one epoch, a whole number of batches."""
-        rows = self.draw(self.pairs_per_epoch, rng)[self.rank::self.workers]
-        return rows[:self.batches_per_epoch() * self.batch_size]
-
-    def arrays(self, samples, rng: np.random.Generator) -> tuple:
-        """numpy arrays of one batch: `n_inputs` images (B, C, H, W), then the targets."""
-        cols, targets = self.columns(np.asarray(samples))
-        n, k = len(cols), self.n_inputs
-        sides = self.index[cols.T.reshape(-1)]  # (k * B,): side 1 of every example, side 2...
-        raw = self.data.images[sides]
-        if k == 2 and self.data.right_view != "none":
-            raw[n:] = get_view(self.data.right_view)(raw[n:])  # the right image of every pair
-        x = to_tensor(self.augment(raw, rng), self.data.mean, self.data.std)
-        return tuple([x[i * n:(i + 1) * n] for i in range(k)] + list(targets))
-
-    def loader(self, epoch: int):
-        """One epoch's batches: tuples of NDArrays (images..., targets...).
-
-        With data.workers, worker processes compute them, batch b augmented from a generator
-        seeded with (seed, epoch, b) (the same for any number of workers); without, in this
-        process, from one generator for the epoch."""
-        rng = np.random.default_rng([self.seed, 3, epoch])
-        rows = self.rows(epoch, rng)
-        if self.data.workers:
-            return _as_nd(self.pool().map(
-                (rows[b * self.batch_size:(b + 1) * self.batch_size], epoch, b)
-                for b in range(len(rows) // self.batch_size)))
-
-        def batchify(samples: list) -> tuple:
-            return tuple(mx.nd.array(a, dtype="float32") for a in self.arrays(samples, rng))
-
-        return gluon.data.DataLoader(
-            gluon.data.ArrayDataset(rows), batch_size=self.batch_size, shuffle=False,
-            last_batch="discard", batchify_fn=batchify,
-        )
+    def batch_arrays(self, rows, rng: np.random.Generator) -> tuple:
+        """numpy arrays of one batch from its rows of examples."""
+        raise NotImplementedError
 
     def _batch_task(self, rows: np.ndarray, epoch: int, b: int) -> tuple:
-        return self.arrays(rows, np.random.default_rng([self.seed, 5, epoch, b]))
+        return self.batch_arrays(rows, np.random.default_rng([self.seed, 5, epoch, b]))
 
     def pool(self) -> WorkerPool:
         """The data.workers processes, started on first use and kept until `close`."""
-        if getattr(self, "_pool", None) is None:
+        if self._pool is None:
             self._pool = WorkerPool(self._batch_task, self.data.workers)
         return self._pool
 
     def close(self) -> None:
         """Stop the worker processes, if any."""
-        if getattr(self, "_pool", None) is not None:
+        if self._pool is not None:
             self._pool.close()
             self._pool = None
 
@@ -129,7 +96,72 @@ def _as_nd(batches):
         yield tuple(mx.nd.array(a, dtype="float32") for a in arrays)
 
 
-class TrainTriplets(TrainPairs):
+class ExampleBatches(BatchSource):
+    """Batches of `batch_size` examples, each `n_inputs` images (a pair, a triplet), drawn as
+    rows of training-split indices; a subclass says how rows are drawn and what their targets
+    are."""
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n examples: rows of training-split indices (then the targets' columns)."""
+        raise NotImplementedError
+
+    def columns(self, rows: np.ndarray) -> tuple:
+        """(image index columns (B, n_inputs) into the split, targets as numpy arrays)."""
+        raise NotImplementedError
+
+    def rows(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        """This worker's examples of one epoch, a whole number of batches."""
+        rows = self.draw(self.examples_per_epoch, rng)[self.rank::self.workers]
+        return rows[:self.batches_per_epoch() * self.batch_size]
+
+    def batch_arrays(self, rows, rng: np.random.Generator) -> tuple:
+        """numpy arrays of one batch: `n_inputs` images (B, C, H, W), then the targets."""
+        cols, targets = self.columns(np.asarray(rows))
+        n, k = len(cols), self.n_inputs
+        sides = self.index[cols.T.reshape(-1)]  # (k * B,): side 1 of every example, side 2...
+        raw = self.data.images[sides]
+        if k == 2 and self.data.right_view != "none":
+            raw[n:] = get_view(self.data.right_view)(raw[n:])  # the right image of every pair
+        x = to_tensor(self.augment(raw, rng), self.data.mean, self.data.std)
+        return tuple([x[i * n:(i + 1) * n] for i in range(k)] + list(targets))
+
+    def loader(self, epoch: int):
+        """One epoch's batches. With data.workers, worker processes compute them, batch b
+        augmented from a generator seeded with (seed, epoch, b) (the same for any number of
+        workers); without, in this process, from one generator for the epoch."""
+        rng = np.random.default_rng([self.seed, 3, epoch])
+        rows = self.rows(epoch, rng)
+        if self.data.workers:
+            return _as_nd(self.pool().map(
+                (rows[b * self.batch_size:(b + 1) * self.batch_size], epoch, b)
+                for b in range(len(rows) // self.batch_size)))
+
+        def batchify(samples: list) -> tuple:
+            return tuple(mx.nd.array(a, dtype="float32") for a in self.batch_arrays(samples, rng))
+
+        return gluon.data.DataLoader(
+            gluon.data.ArrayDataset(rows), batch_size=self.batch_size, shuffle=False,
+            last_batch="discard", batchify_fn=batchify,
+        )
+
+
+class PairBatches(ExampleBatches):
+    """Training pairs, half same, half different; targets: the labels (B,), 1 = same."""
+
+    n_inputs = 2
+    unit = "pairs"
+
+    def new_sampler(self) -> PairSampler:
+        return PairSampler(self.data.folder.labels[self.index], "train")
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.sampler.sample(n, rng)
+
+    def columns(self, rows: np.ndarray) -> tuple:
+        return rows[:, :2], [rows[:, 2].astype(np.float32)]
+
+
+class TripletBatches(PairBatches):
     """Random triplets (anchor, positive, negative) for `loss.name: triplet`; no targets."""
 
     n_inputs = 3
@@ -142,21 +174,21 @@ class TrainTriplets(TrainPairs):
         return rows, []
 
 
-class TrainPK(TrainPairs):
+class PKBatches(BatchSource):
     """Batches of P classes x K images for mined triplets: (images, class labels, image ids).
 
-    One batch is one example row of P * K image indices. Classes with fewer than K training
-    images repeat some of them (the loss never pairs an image with itself); classes with one
-    image are left out; both are reported.
+    One batch is one row of P * K image indices; `batch_size` is P * K images. Classes with
+    fewer than K training images repeat some of them (the loss never pairs an image with
+    itself); classes with one image are left out; both are reported.
     """
 
     n_inputs = 1
     unit = "images"
 
     def __init__(self, data: PairData, p: int, k: int, images_per_epoch: int,
-                 augment_shift: int, seed: int, shard: tuple = (0, 1)):
+                 augment: Augment, seed: int, shard: tuple = (0, 1)):
         self.p, self.k = p, k
-        super().__init__(data, p * k, images_per_epoch, augment_shift, seed, shard)
+        super().__init__(data, p * k, images_per_epoch, augment, seed, shard)
         count = self.sampler.count
         usable = int((count >= 2).sum())
         if usable < p:
@@ -171,18 +203,16 @@ class TrainPK(TrainPairs):
             log.warning("%d training class(es) with a single image are left out of P x K "
                         "batches", len(count) - usable)
 
-    def batches_per_epoch(self) -> int:
-        return self.pairs_per_epoch // self.workers // self.batch_size
-
-    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        batches = max(n // self.batch_size, 1)
-        return np.stack([self.sampler.pk_batch(self.p, self.k, rng) for _ in range(batches)])
+    def new_sampler(self) -> PairSampler:
+        return PairSampler(self.data.folder.labels[self.index], "train")
 
     def rows(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
-        rows = self.draw(self.pairs_per_epoch, rng)[self.rank::self.workers]
-        return rows[:self.batches_per_epoch()]
+        """This worker's batch rows (batches, P * K) of one epoch."""
+        batches = max(self.examples_per_epoch // self.batch_size, 1)
+        rows = np.stack([self.sampler.pk_batch(self.p, self.k, rng) for _ in range(batches)])
+        return rows[self.rank::self.workers][:self.batches_per_epoch()]
 
-    def arrays(self, row, rng: np.random.Generator) -> tuple:
+    def batch_arrays(self, row, rng: np.random.Generator) -> tuple:
         """(x (PK, C, H, W), class labels (PK,), image ids (PK,)) of one batch row."""
         x = to_tensor(self.augment(self.data.images[self.index[row]], rng), self.data.mean,
                       self.data.std)
@@ -194,25 +224,19 @@ class TrainPK(TrainPairs):
         rows = self.rows(epoch, rng)
         if self.data.workers:
             return _as_nd(self.pool().map((row, epoch, b) for b, row in enumerate(rows)))
-        return _as_nd(self.arrays(row, rng) for row in rows)
+        return _as_nd(self.batch_arrays(row, rng) for row in rows)
 
 
-class NoExamples(TrainPairs):
+class NoBatches(BatchSource):
     """Reconstruction-only training (loss.name: none): empty batches; the images come from
-    ReconImages. An epoch is pairs_per_epoch // batch_size steps, as for pairs."""
+    ReconImages. An epoch is examples_per_epoch // batch_size steps, as for pairs."""
 
-    n_inputs = 0
-    unit = "images"
+    split = "train_all"
 
-    def __init__(self, data: PairData, batch_size: int, images_per_epoch: int, seed: int,
-                 shard: tuple = (0, 1)):
-        self.data, self.batch_size, self.pairs_per_epoch = data, batch_size, images_per_epoch
-        self.index = data.splits["train_all"]
-        self.rank, self.workers = shard
-        if self.batches_per_epoch() == 0:
-            raise UserError("train.pairs_per_epoch: smaller than train.batch_size, no batch")
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         if len(self.index) == 0:
-            raise UserError(f"data.root: {data.folder.root}: no training images")
+            raise UserError(f"data.root: {self.data.folder.root}: no training images")
 
     def loader(self, epoch: int):
         return iter([()] * self.batches_per_epoch())
@@ -222,10 +246,9 @@ class ReconImages:
     """Batches of training images for the reconstruction loss: every training image, labelled
     or not (data.labeled_per_class), drawn at random, seeded by epoch (so resume replays)."""
 
-    def __init__(self, data: PairData, batch_size: int, augment_shift: int, seed: int,
+    def __init__(self, data: PairData, batch_size: int, augment: Augment, seed: int,
                  shard: tuple = (0, 1)):
-        self.data, self.batch_size, self.seed = data, batch_size, seed
-        self.augment = as_augment(augment_shift)
+        self.data, self.batch_size, self.seed, self.augment = data, batch_size, seed, augment
         self.index = data.splits["train_all"]
         self.rank, self.workers = shard
 
@@ -239,24 +262,20 @@ class ReconImages:
                                         self.data.std))
 
 
-def _pairs(cls):
-    def make(data, d, batch_size, per_epoch, seed, shard):
-        return cls(data, batch_size, per_epoch, Augment.of(d), seed, shard)
-    return make
-
-
-SOURCES: Dict[str, Callable[..., TrainPairs]] = {
-    "pairs": _pairs(TrainPairs),
-    "triplets": _pairs(TrainTriplets),
-    "pk": lambda data, d, batch_size, per_epoch, seed, shard: TrainPK(
+SOURCES: Dict[str, Callable[..., BatchSource]] = {
+    "pairs": lambda data, d, batch_size, per_epoch, seed, shard: PairBatches(
+        data, batch_size, per_epoch, Augment.of(d), seed, shard),
+    "triplets": lambda data, d, batch_size, per_epoch, seed, shard: TripletBatches(
+        data, batch_size, per_epoch, Augment.of(d), seed, shard),
+    "pk": lambda data, d, batch_size, per_epoch, seed, shard: PKBatches(
         data, d.classes_per_batch, d.images_per_class, per_epoch, Augment.of(d), seed, shard),
-    "none": lambda data, d, batch_size, per_epoch, seed, shard: NoExamples(
-        data, batch_size, per_epoch, seed, shard),
+    "none": lambda data, d, batch_size, per_epoch, seed, shard: NoBatches(
+        data, batch_size, per_epoch, Augment.of(d), seed, shard),
 }
 
 
 def build_source(name: str, data: PairData, data_cfg, batch_size: int, per_epoch: int,
-                 seed: int, shard: tuple = (0, 1)) -> TrainPairs:
+                 seed: int, shard: tuple = (0, 1)) -> BatchSource:
     """The training batches of SOURCES[name].
 
     Args:

@@ -17,7 +17,7 @@ from .report import Model
 
 def write_outputs(report: dict, pictures: dict, model: Model, out: Path) -> None:
     """The JSON report, and beside it roc.png, distances.png and mistakes.png when pairs were
-    scored, embeddings.png with --plot-embeddings (see evaluate for `pictures`)."""
+    scored, embeddings.png with --plot-embeddings (see build_report for `pictures`)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if "map" in pictures:
         points, labels, classes, images = pictures["map"]

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..config import read_yaml
+from ..config import EVAL_BATCH_SIZE, read_yaml
 from ..data.images import load_images
 from ..data.pairfiles import read_pair_file
 from ..errors import UserError, no_pairs_run
@@ -40,7 +40,6 @@ from .oneshot import n_way_accuracy
 log = logging.getLogger(__name__)
 
 FARS = ("0.1", "0.01", "0.001")
-BATCH = 256  # the trainer's default eval_batch_size: same batches, same embeddings
 
 
 @dataclass
@@ -88,7 +87,7 @@ def open_model(target: Path) -> Model:
     else:
         raise UserError(f"{target}: neither a run directory with export/{META} nor an export "
                         f"directory with {META}")
-    comparator, meta = open_comparator(export_dir, BATCH)
+    comparator, meta = open_comparator(export_dir, EVAL_BATCH_SIZE)
     return Model(comparator, meta, export_dir, run_dir)
 
 
@@ -232,7 +231,7 @@ def _defaults(model: Model, target: Path, r: Request) -> Request:
     return r
 
 
-def evaluate(target: Path, request: Request) -> tuple:
+def build_report(target: Path, request: Request) -> tuple:
     """The whole evaluation; returns (report, what the pictures need, model). Writes nothing.
 
     The pictures' data: {"pairs": (scores, labels, (left paths, right paths), root)} when pairs

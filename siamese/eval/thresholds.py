@@ -26,7 +26,7 @@ def pair_metrics(scores: np.ndarray, labels: np.ndarray, spec: dict, threshold=N
     return verification(scores, labels, spec["higher_is_similar"], threshold)
 
 
-def calibrate(spec: dict, scores: np.ndarray, labels: np.ndarray, rule: str) -> dict:
+def with_threshold(spec: dict, scores: np.ndarray, labels: np.ndarray, rule: str) -> dict:
     """The score spec with the threshold chosen on these validation pairs by `rule`."""
     return dict(spec, **choose_threshold(scores, labels, spec, rule))
 
@@ -34,7 +34,7 @@ def calibrate(spec: dict, scores: np.ndarray, labels: np.ndarray, rule: str) -> 
 def threshold_report(spec: dict, rule: str, val: tuple, test: tuple) -> tuple:
     """(val metrics, test metrics, spec with threshold): the threshold is chosen on `val`
     (scores, labels) by `rule` and applied unchanged to `test`; both get their TAR and FAR."""
-    spec = calibrate(spec, *val, rule)
+    spec = with_threshold(spec, *val, rule)
     out = []
     for scores, labels in (val, test):
         m = pair_metrics(scores, labels, spec, spec["threshold"])

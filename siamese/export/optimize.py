@@ -20,22 +20,21 @@ import collections
 import json
 import logging
 import shutil
-import warnings
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
-from mxnet.contrib import quantization
 
 from ..errors import ExportMismatch, UserError
 from ..eval.metrics import verification
 from ..formats.atomic import swap_dir, temp_name
-from ..formats.bundle import META, PARAMS, SYMBOL
+from ..formats.bundle import META, PARAMS, SYMBOL, file_key
 from ..formats.preprocess import to_tensor
 from ..models.fused import plain_graph
 from ..scoring.bundles import open_comparator
 from ..scoring.comparator import Comparator
+from .rewrites import BACKEND, get_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -46,78 +45,6 @@ MAX_AUC_LOSS = 0.002  # largest test AUC an optimized export may lose against th
 # cosines from 0.970 (mean 0.990) and lost no test AUC; a planted error gives far less.
 TOLERANCES = {"fused": {"min_cosine": 0.99999, "max_abs_diff": 1e-4},
               "int8": {"min_cosine": 0.95, "max_abs_diff": 0.1}}
-BACKEND = "MKLDNN"  # oneDNN; the subgraph backends of MXNet 1.9.1 are MKLDNN, MKLDNN_QUANTIZE
-
-
-def mean_to_pool(sym):
-    """The graph with every mean over H and W (B, C, H, W) -> (B, C) replaced by a global
-    average Pooling (B, C, 1, 1), which the next FullyConnected flattens: the same maths, and
-    oneDNN pools (in int8, too) where `mean` would dequantize the whole map first. Only when
-    the mean feeds FullyConnected layers alone (the branches' `F.mean` before `Dense`)."""
-    graph = json.loads(sym.tojson())
-    nodes = graph["nodes"]
-    users = collections.defaultdict(list)
-    for node in nodes:
-        for src, *_ in node.get("inputs", []):
-            users[src].append(node["op"])
-    for k, node in enumerate(nodes):
-        axis = node.get("attrs", {}).get("axis", "").replace(" ", "")
-        if node["op"] == "mean" and axis == "(2,3)" and users[k] and \
-                set(users[k]) == {"FullyConnected"} and \
-                node["attrs"].get("keepdims", "False") in ("False", "0"):
-            node["op"] = "Pooling"
-            node["attrs"] = {"global_pool": "True", "kernel": "(1, 1)", "pool_type": "avg"}
-    return mx.sym.load_json(json.dumps(graph))
-
-
-def global_means(sym) -> List[str]:
-    """Names of the global average poolings of a graph. int8 leaves them in float: a mean of a
-    large sparse map kept at its input's int8 scale has too few levels (Omniglot at 105x105,
-    26x26 maps: cosine with the float branch down to 0.86 and 0.0026 test AUC lost; with the
-    pooling in float 0.97 and no AUC lost)."""
-    return [n["name"] for n in json.loads(sym.tojson())["nodes"] if n["op"] == "Pooling"
-            and n.get("attrs", {}).get("global_pool") == "True"
-            and n["attrs"].get("pool_type") == "avg"]
-
-
-def fuse(sym, args: dict, aux: dict, calib: Optional[np.ndarray], mode: str) -> tuple:
-    """(symbol, args, aux, info): the oneDNN subgraph graph of an exported float branch.
-
-    `sym.get_backend_symbol` is used because `sym.optimize_for(BACKEND, ...)` without input
-    shapes silently returned the graph unchanged on 1.9.1. The fused convolution holds the
-    BatchNorm statistics as inputs and folds them into its weights when first run.
-    """
-    return mean_to_pool(sym).get_backend_symbol(BACKEND), args, aux, {"backend": BACKEND}
-
-
-def quantize(sym, args: dict, aux: dict, calib: Optional[np.ndarray], mode: str) -> tuple:
-    """(symbol, args, aux, info): the branch fused and quantized to int8 (activations u8/s8
-    chosen by MXNet, `quantized_dtype='auto'`), thresholds calibrated on `calib`
-    (N, C, H, W) float32 with `mode` ('naive': min/max, 'entropy': KL divergence)."""
-    if calib is None or not len(calib):
-        raise UserError("--quantize int8 needs calibration images (the run's validation pairs "
-                        "have none)")
-    n, batch = len(calib), min(64, len(calib))
-    # the last batch is padded with images from the start: min/max and histograms barely move
-    it = mx.io.NDArrayIter(calib, batch_size=batch, data_name="data", last_batch_handle="pad")
-    sym = mean_to_pool(sym)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        qsym, qargs, qaux = quantization.quantize_model_mkldnn(
-            sym, args, aux, ctx=mx.cpu(), calib_mode=mode, calib_data=it,
-            num_calib_examples=n, quantized_dtype="auto", quantize_mode="full",
-            excluded_sym_names=global_means(sym), logger=None)
-    return qsym, qargs, qaux, {"backend": "MKLDNN_QUANTIZE", "dtype": "int8 (auto: u8/s8)",
-                               "calibration_images": n}
-
-
-OPTIMIZERS: Dict[str, Callable] = {"fused": fuse, "int8": quantize}
-
-
-def get_optimizer(kind: str) -> Callable:
-    if kind not in OPTIMIZERS:
-        raise UserError(f"unknown optimized export {kind!r} (valid: {', '.join(OPTIMIZERS)})")
-    return OPTIMIZERS[kind]
 
 
 def float_graph(branch, x: np.ndarray, tmp: Path) -> tuple:
@@ -173,7 +100,7 @@ def check_auc(float_auc: float, auc: float, where: Path, kind: str, force: bool,
     return loss
 
 
-def evaluate(comp: Comparator, test: tuple) -> Tuple[np.ndarray, dict]:
+def score_test_pairs(comp: Comparator, test: tuple) -> Tuple[np.ndarray, dict]:
     """(embeddings of the test images (N, E), {"auc", "eer", "accuracy"} of the test pairs at
     the export's threshold). `test` = (uint8 images, left index, right index, labels)."""
     images, left, right, labels = test
@@ -213,10 +140,13 @@ def export_optimized(float_comp: Comparator, branch, out: Path, meta: dict, kind
         sym, args, aux = float_graph(branch, x, tmp)
         sym, args, aux, info = optimizer(sym, args, aux, calib, calib_mode)
         ops = save_graph(tmp, sym, args, aux)
+        # the same complete metadata as the float export: the files it holds, by name
+        meta = dict(meta, files={file_key("branch", "symbol", True): SYMBOL,
+                                 file_key("branch", "params", True): PARAMS})
         (tmp / META).write_text(json.dumps(meta, indent=2) + "\n")
-        expected, float_test = evaluate(float_comp, test)
+        expected, float_test = score_test_pairs(float_comp, test)
         comp, _ = open_comparator(tmp, float_comp.batch_size)  # plain SymbolBlock.imports
-        got, this_test = evaluate(comp, test)
+        got, this_test = score_test_pairs(comp, test)
         diffs = compare(got, expected)
         check_tolerance(diffs, TOLERANCES[kind], out, kind)
         auc_loss = check_auc(float_test["auc"], this_test["auc"], out, kind, force)
@@ -224,7 +154,7 @@ def export_optimized(float_comp: Comparator, branch, out: Path, meta: dict, kind
             "kind": kind, **info, "operators": ops, "requires": [BACKEND],
             "loads_with": "gluon.SymbolBlock.imports (any MXNet build with oneDNN/MKLDNN)",
             "calibration": ({"mode": calib_mode, "images": info["calibration_images"],
-                             "source": calib_source} if kind == "int8" else None),
+                             "source": calib_source} if optimizer.calibrated else None),
             "verified": dict(diffs, tolerance=TOLERANCES[kind], images=int(len(got))),
             "test": {"float": float_test, kind: this_test, "auc_loss": auc_loss,
                      "max_auc_loss": MAX_AUC_LOSS, "forced": bool(force and

@@ -58,11 +58,6 @@ def read_split_classes(path: Path) -> Dict[str, set]:
     return out
 
 
-def read_train_classes(path: Path) -> set:
-    """The classes with an image in the training split, from a run's pairs/split.csv."""
-    return read_split_classes(path)["train"]
-
-
 def image_digests(images: np.ndarray) -> List[str]:
     """A fingerprint per decoded image (uint8 (N, H, W, C)): the first 16 hex digits of the
     sha256 of its pixels. A file whose pixels change gets another; a copied folder does not."""

@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence
 import mxnet as mx
 import numpy as np
 
+from ..config import EVAL_BATCH_SIZE
 from ..data.folder import scan_folder
 from ..data.images import decode_all
 from ..errors import UserError
@@ -25,7 +26,6 @@ from .search import build_index, choose_kind, restore, serialize
 log = logging.getLogger(__name__)
 
 CHUNK = 2048  # images decoded and embedded at a time: memory stays flat for large folders
-BATCH = 256
 
 
 def file_digest(path: Path) -> str:
@@ -35,7 +35,7 @@ def file_digest(path: Path) -> str:
 
 def open_for_gallery(export_dir: Path, ctx: mx.Context = mx.cpu()) -> tuple:
     """(Comparator, model.json, fingerprint) of an export that embeds images."""
-    comparator, meta = open_comparator(Path(export_dir), BATCH, ctx)
+    comparator, meta = open_comparator(Path(export_dir), EVAL_BATCH_SIZE, ctx)
     if not comparator.embeds:
         raise UserError(f"{export_dir}: a {meta['kind']} export scores pairs and has no "
                         f"embeddings to enroll; galleries need a siamese or pseudo-siamese export")

@@ -71,7 +71,7 @@ def decisions(ranked: Ranked, identities: Sequence[str], spec: dict, threshold: 
     return out
 
 
-def calibrate(genuine: Ranked, truth: np.ndarray, impostor: Ranked, spec: dict,
+def calibrate_open_set(genuine: Ranked, truth: np.ndarray, impostor: Ranked, spec: dict,
               fars: Sequence[float]) -> Dict[str, dict]:
     """Open-set thresholds for false-alarm rates, chosen on probe images: of enrolled
     identities (genuine, `truth` their identity ids) and of identities not enrolled (impostors).

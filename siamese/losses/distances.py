@@ -37,7 +37,7 @@ def euclidean_matrix(F, e):
     the root as for pairs.
 
     (N, N) work and one matrix product: the (N, N, E) differences took ~20x longer forward
-    and backward at N = 160, E = 64 (siamese.commands.bench.cube keeps them).
+    and backward at N = 160, E = 64 (siamese.commands.bench.baselines keeps them).
     """
     sq = F.sum(F.square(e), axis=1)  # (N,)
     d2 = F.broadcast_add(F.expand_dims(sq, 1), F.expand_dims(sq, 0)) - 2 * F.dot(

@@ -1,7 +1,7 @@
 """Triplet mining inside a batch on (N, N) arrays only: each anchor's negatives are sorted once
 (no gradient), and every (anchor, positive) pair finds its place among them by a binary search
 of STEPS halvings. The mathematics are those of the (N, N, N) formulation
-(siamese.commands.bench.cube), which tests compare against.
+(siamese.commands.bench.baselines), which tests compare against.
 
 Every miner: (F, d, pos, neg, margin) -> loss per anchor (N,), where d (N, N) holds the
 distances d(a, x), pos and neg (N, N) are 0/1 masks of valid positives and negatives.

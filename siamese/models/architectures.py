@@ -55,6 +55,7 @@ class Architecture:
 
     name = ""
     kind = ""
+    optimizable = False  # the serving exports (fused, int8) rewrite a single branch
     roles: Tuple[str, ...] = ()
     inputs: Tuple[str, ...] = ("data",)
     embeds = True
@@ -97,6 +98,7 @@ class Architecture:
 
 class Siamese(Architecture):
     name, kind, roles, shares_sides = "siamese", "branch", ("branch",), True
+    optimizable = True  # one branch embeds every image: fused and int8 serving exports
     what = "one branch for both images (siamese): embed each image, then score the two embeddings"
 
     def build(self, cfg) -> HybridBlock:

@@ -175,13 +175,6 @@ def reconstruction_loss(F, recon, target):
     return F.mean(F.square(recon - target), axis=(1, 2, 3))
 
 
-class ReconstructionLoss(HybridBlock):
-    """reconstruction_loss as a block: (recon, target) -> (B,)."""
-
-    def hybrid_forward(self, F, recon, target):
-        return reconstruction_loss(F, recon, target)
-
-
 def build_decoder(branch: HybridBlock, kind: str, image_shape: Tuple[int, int, int]) -> Decoder:
     """A `tied` or `untied` Decoder mirroring a built branch.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 import mxnet as mx
@@ -14,7 +14,7 @@ from mxnet import gluon
 
 from ..config import Config
 from ..data.augment import Augment
-from ..data.loaders import ReconImages, TrainPairs, build_source
+from ..data.loaders import BatchSource, ReconImages, build_source
 from ..data.prepare import PairData, prepare
 from ..losses.registry import build_loss
 from ..models.architectures import (
@@ -35,7 +35,8 @@ from .device import parse_device
 from .distributed import get_kvstore, rank_and_size
 from .pairing import Pairing, get_pairing
 from .schedule import get_schedule
-from .step import amp_train_step, train_step
+from .signals import StopOnSignal
+from .step import AmpTrainStep, TrainStep
 from .trainer import build_trainer, init_amp
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class Parts:
-    """What a run trains with. `blocks` maps checkpoint prefixes to the trained blocks."""
+    """What a run trains with, built whole by `build`. `blocks` maps checkpoint prefixes to
+    the trained blocks."""
 
     cfg: Config
     ctxs: List[mx.Context]
@@ -58,17 +60,17 @@ class Parts:
     net: gluon.HybridBlock
     loss: gluon.HybridBlock
     trainer: gluon.Trainer
-    train_pairs: TrainPairs  # or TrainTriplets / TrainPK: the training batches
+    batches: BatchSource  # the training batches (pairs, triplets, P x K or none)
     lr_factor: Callable[[float], float]
-    step: Callable  # train_step, or amp_train_step with train.amp
-    step_pairs: int  # examples per step over all workers: gradients are averaged over these
+    step: TrainStep  # called with each batch (AmpTrainStep with train.amp)
     pairing: Pairing  # the batch source and loss entry (siamese.train.pairing)
+    collective: Local  # decisions all workers take together (a single process: Local)
+    stop: StopOnSignal  # SIGINT / SIGTERM: finish the step, checkpoint, stop
+    board: Quiet  # TensorBoard (log.tensorboard), or nothing
     autoencoder: Optional[gluon.HybridBlock] = None  # branch + decoder (model.decoder)
     recon_images: Optional[ReconImages] = None  # images for the reconstruction loss
-    collective: Local = field(default_factory=Local)  # decisions all workers take together
     workers: int = 1  # processes training together (distributed), each on its own shard
     classes: int = 0  # classes of the data folder (labels index them)
-    board: Quiet = field(default_factory=Quiet)  # TensorBoard (log.tensorboard), or nothing
 
     @property
     def arch(self) -> Architecture:
@@ -80,10 +82,20 @@ class Parts:
 
     @property
     def blocks(self) -> Dict[str, gluon.Block]:
-        blocks = {"model": self.net, "loss": self.loss}
-        if self.autoencoder is not None:
-            blocks["decoder"] = self.autoencoder.decoder
-        return blocks
+        return checkpoint_blocks(self.net, self.loss, self.autoencoder)
+
+    @property
+    def examples_per_step(self) -> int:
+        """Examples of one step over all workers: gradients are averaged over these."""
+        return self.step.examples
+
+
+def checkpoint_blocks(net, loss, autoencoder=None) -> Dict[str, gluon.Block]:
+    """{checkpoint prefix: block} of what a run trains."""
+    blocks = {"model": net, "loss": loss}
+    if autoencoder is not None:
+        blocks["decoder"] = autoencoder.decoder
+    return blocks
 
 
 def unique_params(*blocks) -> list:
@@ -139,8 +151,13 @@ def build_blocks(cfg: Config, ctxs: List[mx.Context], classes: int = 0) -> tuple
     return net, loss, autoencoder
 
 
-def build(cfg: Config, progress: bool = False) -> Parts:
-    """Seed, pick devices, load data, build and initialise model, loss and trainer."""
+def build(cfg: Config, progress: bool = False, board: Optional[Quiet] = None) -> Parts:
+    """Seed, pick devices, load data, build and initialise model, loss, trainer and step.
+
+    Args:
+        progress: progress bars while decoding.
+        board: where per-step and per-epoch figures go (TensorBoard), or nothing.
+    """
     seed_everything(cfg.seed)
     ctxs = parse_device(cfg.device)
     if cfg.train.amp:
@@ -160,7 +177,6 @@ def build(cfg: Config, progress: bool = False) -> Parts:
                           cfg.train.pairs_per_epoch, cfg.seed, shard=(rank, workers))
     lr_factor = get_schedule(cfg.train.schedule, cfg.train.epochs, cfg.train.warmup_epochs)
     _log_parts(cfg, ctxs, net, params, source, pairing)
-    step = amp_train_step if cfg.train.amp else train_step
     recon = None
     if autoencoder is not None:
         recon = ReconImages(data, source.batch_size, Augment.of(cfg.data), cfg.seed,
@@ -168,14 +184,19 @@ def build(cfg: Config, progress: bool = False) -> Parts:
         log.info("decoder %s: reconstruction loss x %g on batches of %d of all %d training "
                  "images", cfg.model.decoder, cfg.loss.reconstruction_weight,
                  source.batch_size, len(recon.index))
-    parts = Parts(cfg, ctxs, data, net, loss, trainer, source, lr_factor, step,
-                  source.batch_size * workers, pairing, autoencoder, recon, workers=workers,
-                  classes=classes)
-    parts.collective = collective(get_kvstore(cfg.train.kvstore), parts.blocks)
-    return parts
+    together = collective(get_kvstore(cfg.train.kvstore), checkpoint_blocks(net, loss,
+                                                                            autoencoder))
+    stop = StopOnSignal()
+    step = (AmpTrainStep if cfg.train.amp else TrainStep)(
+        net, loss, trainer, ctxs, source.batch_size * workers,
+        agree=lambda bad: together.agree(bad, stop), autoencoder=autoencoder,
+        recon_weight=cfg.loss.reconstruction_weight)
+    return Parts(cfg, ctxs, data, net, loss, trainer, source, lr_factor, step, pairing,
+                 together, stop, board or Quiet(), autoencoder, recon, workers=workers,
+                 classes=classes)
 
 
-def _log_parts(cfg: Config, ctxs, net, params, source: TrainPairs, pairing: Pairing) -> None:
+def _log_parts(cfg: Config, ctxs, net, params, source: BatchSource, pairing: Pairing) -> None:
     mode = getattr(net, "forward_mode", "per side")
     log.info("devices %s; model %s %s (%s), %d parameters; loss %s%s; batches of %d %s", ctxs,
              cfg.model.architecture, cfg.model.branch, mode,

@@ -41,7 +41,7 @@ from .resume import read_log, truncate_log
 from .signals import StopOnSignal
 from .state import NONFINITE, State
 from .step import NonFiniteStep
-from .validation import comparator, val_reconstruction, validate
+from .validation import comparator, reconstruction_error, validate
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def run_epoch(parts: Parts, state: State, stop: StopOnSignal, policy, progress: 
 
     Batches before `state.batch` are drawn and discarded, so their random draws are replayed.
     """
-    tp, cfg = parts.train_pairs, parts.cfg.train
+    tp, cfg = parts.batches, parts.cfg.train
     n = tp.batches_per_epoch()
     batches = tp.loader(state.epoch)
     recon = parts.recon_images.batches(state.epoch, n) if parts.recon_images else None
@@ -66,14 +66,10 @@ def run_epoch(parts: Parts, state: State, stop: StopOnSignal, policy, progress: 
             continue
         parts.trainer.set_learning_rate(cfg.lr * parts.lr_factor(state.epoch + (k + 1) / n))
         policy.before(parts)
-        extra = None if images is None else \
-            (parts.autoencoder, images, parts.cfg.loss.reconstruction_weight)
         try:
-            loss = parts.step(parts.net, parts.loss, parts.trainer, parts.ctxs, batch,
-                              parts.step_pairs, extra, state.parts_sum,
-                              lambda bad: parts.collective.agree(bad, stop))
+            loss = parts.step(batch, images, state.parts_sum)
             state.loss_sum += loss
-            parts.board.step(state.epoch * n + k + 1, loss / parts.step_pairs)
+            parts.board.step(state.epoch * n + k + 1, loss / parts.examples_per_step)
         except NonFiniteStep as e:
             policy.handle(parts, state, f"epoch {state.epoch + 1}, batch {k + 1}", e)
         state.batch = k + 1
@@ -105,7 +101,7 @@ def end_epoch(parts: Parts, run: RunDir, state: State, seconds: float, trained: 
     """Validate, update best, checkpoint and log a finished epoch."""
     parts.collective.average_stats(parts.blocks)  # every worker validates the same model
     val = validate(parts)
-    tp = parts.train_pairs
+    tp = parts.batches
     examples = tp.batches_per_epoch() * tp.batch_size
     row = {"epoch": state.epoch + 1, "train_loss": state.loss_sum / examples,
            "val_auc": val["auc"], "val_eer": val["eer"], "val_accuracy": val["accuracy"],
@@ -113,7 +109,7 @@ def end_epoch(parts: Parts, run: RunDir, state: State, seconds: float, trained: 
            "lr": parts.trainer.learning_rate, "seconds": seconds}
     if parts.autoencoder is not None:
         row.update({f"train_{k}": v / examples for k, v in state.parts_sum.items()},
-                   val_reconstruction=val_reconstruction(parts))
+                   val_reconstruction=reconstruction_error(parts, "val"))
     if not parts.pairing.labelled:  # labels ignored: the best epoch reconstructs best
         improved = row["val_reconstruction"] < state.best.get("reconstruction", float("inf"))
     else:
@@ -210,7 +206,8 @@ def write_sharing_map(parts: Parts, run: RunDir) -> dict:
     return report
 
 
-def interrupted(signum: Optional[int], run: RunDir, state: State) -> Interrupted:
+def interrupted_error(signum: Optional[int], run: RunDir, state: State) -> Interrupted:
+    """The Interrupted to raise after a signal stopped the loop (its checkpoint written)."""
     signum = signum or signal.SIGINT
     name = signal.Signals(signum).name
     return Interrupted(signum, f"{name}: stopped at epoch {state.epoch + 1}, batch "
@@ -232,37 +229,36 @@ def fit(cfg: Config, run: RunDir, progress: bool = False,
         TrainingError: a non-finite step (the last checkpoint is kept).
     """
     write_text(run.config, to_yaml(cfg))
-    board = open_board(cfg.log.tensorboard, run.tensorboard, cfg.log.tensorboard_every)
-    parts = build(cfg, progress)
-    parts.board = board
+    parts = build(cfg, progress, open_board(cfg.log.tensorboard, run.tensorboard,
+                                            cfg.log.tensorboard_every))
     write_sharing_map(parts, run)
     state = start(parts, run, resume)
     policy = NONFINITE[cfg.train.nonfinite](cfg.train.max_skipped_batches)
-    with StopOnSignal() as stop, contextlib.closing(parts.train_pairs):  # data.workers
+    with parts.stop as stop, contextlib.closing(parts.batches):  # data.workers
         while state.epoch < cfg.train.epochs and not state.stopped_early:
             t0, first = time.perf_counter(), state.batch
             done = run_epoch(parts, state, stop, policy, progress)
             state.train_seconds += time.perf_counter() - t0
             if not done:
                 save_checkpoints(parts, run, state, improved=False)
-                raise interrupted(parts.collective.stop_signal(stop), run, state)
+                raise interrupted_error(parts.collective.stop_signal(stop), run, state)
             end_epoch(parts, run, state, time.perf_counter() - t0,
-                      parts.train_pairs.batches_per_epoch() - first)
+                      parts.batches.batches_per_epoch() - first)
             if parts.collective.stop_signal(stop):
-                raise interrupted(parts.collective.stop_signal(stop), run, state)
+                raise interrupted_error(parts.collective.stop_signal(stop), run, state)
     log.info("final parameters sha256 %s", params_digest(parts.blocks))
     checkpoint.restore(run.checkpoint("best"), parts.blocks)
-    project(parts)
+    fill_projector(parts)
+    parts.board.close()
     return parts, state
 
 
-def project(parts: Parts, limit: int = 1000) -> None:
+def fill_projector(parts: Parts, limit: int = 1000) -> None:
     """The best model's embeddings of (up to `limit`) validation images, with their classes and
-    a sprite, for TensorBoard's projector; then the board is closed."""
+    a sprite, for TensorBoard's projector (nothing without log.tensorboard)."""
     index = parts.data.splits["val"][:limit]
     if isinstance(parts.board, Board) and len(index) and parts.arch.embeds:
         images = parts.data.images[index]
         emb = comparator(parts).embed_side(images, "left")
         names = [parts.data.folder.classes[c] for c in parts.data.folder.labels[index]]
         parts.board.embeddings(emb, names, images)
-    parts.board.close()

@@ -46,8 +46,8 @@ def validate_and_test(parts: Parts) -> tuple:
                             split_scores(parts, "val"), split_scores(parts, "test"))
 
 
-def val_reconstruction(parts: Parts, split: str = "val") -> float:
-    """Mean squared reconstruction error of the validation (or test) images, unweighted."""
+def reconstruction_error(parts: Parts, split: str) -> float:
+    """Mean squared reconstruction error of the `split` images ("val" or "test"), unweighted."""
     autoencoder = parts.autoencoder
     assert autoencoder is not None
     images = parts.data.images[parts.data.splits[split]]

@@ -16,7 +16,8 @@ import pytest
 from conftest import ROOT, make_folder, write_config
 
 from siamese.config import from_dict
-from siamese.data.loaders import TrainPairs, TrainPK
+from siamese.data.augment import Augment
+from siamese.data.loaders import PairBatches, PKBatches
 from siamese.data.prepare import prepare
 from siamese.data.workers import WorkerDied, WorkerPool, in_workers
 
@@ -60,8 +61,8 @@ def test_any_number_of_workers_gives_the_same_batches(tmp_path, kind):
     got = []
     for workers in (1, 2):
         d = data(tmp_path / str(workers), workers, augment_shift=2, storage="stream")
-        src = TrainPairs(d, 4, 24, 2, seed=5) if kind == "pairs" else \
-            TrainPK(d, 2, 2, 16, 2, seed=5)
+        src = PairBatches(d, 4, 24, Augment(shift=2), seed=5) if kind == "pairs" else \
+            PKBatches(d, 2, 2, 16, Augment(shift=2), seed=5)
         got.append(batches(src))
     assert len(got[0]) == len(got[1]) > 1
     for a, b in zip(*got):
@@ -76,7 +77,7 @@ def test_each_distributed_worker_decodes_only_its_share(tmp_path):
         touched = []
         load = d.images.load
         d.images.load = lambda i, load=load, touched=touched: touched.append(i) or load(i)
-        src = TrainPairs(d, 4, 32, 0, seed=1, shard=(rank, 2))
+        src = PairBatches(d, 4, 32, Augment(), seed=1, shard=(rank, 2))
         rows = src.rows(0, np.random.default_rng([1, 3, 0]))
         batches(src)
         d.images.load = load

@@ -8,7 +8,7 @@ import pytest
 from siamese.errors import UserError
 from siamese.identification.ranking import (
     UNKNOWN,
-    calibrate,
+    calibrate_open_set,
     calibration_threshold,
     candidates_needed,
     decisions,
@@ -52,7 +52,7 @@ def test_calibration_chooses_the_threshold_on_impostors():
     genuine = ranked([[0.05], [0.9], [3.1], [2.5]], 1)  # distances .05 .1 .1 .5
     truth = np.array([0, 1, 2, 2])
     impostor = ranked([[1.8], [2.2], [5.0], [-2.0]], 1)  # best distances .8 .8 1.8 2.0
-    c = calibrate(genuine, truth, impostor, SPEC, [0.25, 0.5])
+    c = calibrate_open_set(genuine, truth, impostor, SPEC, [0.25, 0.5])
     # 1 of 4 impostors may pass at FAR .25, but the two at .8 tie: none may -> below .8
     assert c["0.25"]["threshold"] < 0.8 and c["0.25"]["far"] == 0.0 and c["0.25"]["dir"] == 1.0
     # 2 of 4 at FAR .5: just below 1.8, letting both .8 through
@@ -61,4 +61,4 @@ def test_calibration_chooses_the_threshold_on_impostors():
     with pytest.raises(UserError, match="no threshold for it .calibrated: 0.25, 0.5"):
         calibration_threshold(c, 0.1, "g")
     with pytest.raises(UserError, match="AND of identities not in the gallery"):
-        calibrate(genuine, truth, ranked(np.zeros((0, 1)), 1), SPEC, [0.1])
+        calibrate_open_set(genuine, truth, ranked(np.zeros((0, 1)), 1), SPEC, [0.1])

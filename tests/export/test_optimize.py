@@ -16,7 +16,7 @@ import eval as eval_cli
 from siamese.commands import predict as predict_cli
 from siamese.commands.export import main as export_main
 from siamese.errors import UserError
-from siamese.export import optimize
+from siamese.export import optimize, rewrites
 from siamese.formats.bundle import read_meta
 from siamese.models.branches import get_branch
 from siamese.scoring.bundles import load_branch
@@ -43,10 +43,10 @@ def test_mean_to_pool_is_the_same_maths(tmp_path):
     b.initialize(mx.init.Xavier())
     x = mx.nd.random.normal(shape=(3, 1, 12, 12))
     sym, args, aux = optimize.float_graph(b, x.asnumpy(), tmp_path)
-    pooled = optimize.mean_to_pool(sym)
+    pooled = rewrites.mean_to_pool(sym)
     ops = [n["op"] for n in json.loads(pooled.tojson())["nodes"]]
     assert "mean" not in ops and ops.count("Pooling") == 3  # two max pools + the global mean
-    assert len(optimize.global_means(pooled)) == 1 and optimize.global_means(sym) == []
+    assert len(rewrites.global_means(pooled)) == 1 and rewrites.global_means(sym) == []
     run = {k: v for k, v in args.items()}
     want = sym.bind(mx.cpu(), dict(run, data=x), aux_states=aux).forward()[0].asnumpy()
     got = pooled.bind(mx.cpu(), dict(run, data=x), aux_states=aux).forward()[0].asnumpy()
@@ -119,7 +119,7 @@ def test_consumers_accept_optimized_exports(optimized, capsys):
 def _planted(kind: str, scale: float):
     """The optimizer of `kind`, then the first convolution's weights perturbed by noise of
     this scale (scale 0: zeroed, so every image gets the same embedding)."""
-    real = optimize.OPTIMIZERS[kind]
+    real = rewrites.OPTIMIZERS[kind]
 
     def planted(sym, args, aux, calib, mode):
         sym, args, aux, info = real(sym, args, aux, calib, mode)
@@ -129,14 +129,14 @@ def _planted(kind: str, scale: float):
         changed = w + scale * noise if scale else np.zeros_like(w)
         args = dict(args, **{name: mx.nd.array(changed, dtype=w.dtype)})
         return sym, args, aux, info
-    return planted
+    return rewrites.Optimizer(planted, calibrated=True)  # called with (calib, mode) too
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["fused", "int8"])
 def test_a_planted_error_is_refused(kind, trained_run, tmp_path, monkeypatch):
     run_dir, _, _ = trained_run
-    monkeypatch.setitem(optimize.OPTIMIZERS, kind, _planted(kind, 50.0 if kind == "int8"
+    monkeypatch.setitem(rewrites.OPTIMIZERS, kind, _planted(kind, 50.0 if kind == "int8"
                                                             else 0.5))
     flag = ["--optimize", "fused"] if kind == "fused" else ["--quantize", "int8"]
     out = tmp_path / "export"
@@ -149,7 +149,7 @@ def test_auc_loss_is_refused_unless_forced(trained_run, tmp_path, monkeypatch, c
     """A tolerance wide open lets the planted error through to the test pairs, which refuse it
     (exit 2, nothing written); --force keeps it and model.json says so."""
     run_dir, _, _ = trained_run
-    monkeypatch.setitem(optimize.OPTIMIZERS, "fused", _planted("fused", 0.0))
+    monkeypatch.setitem(rewrites.OPTIMIZERS, "fused", _planted("fused", 0.0))
     monkeypatch.setitem(optimize.TOLERANCES, "fused", {"min_cosine": -1.0,
                                                        "max_abs_diff": 1e9})
     out = tmp_path / "export"

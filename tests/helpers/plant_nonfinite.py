@@ -8,10 +8,10 @@ import runpy
 import sys
 from pathlib import Path
 
-from siamese.data.loaders import TrainPairs
+from siamese.data.loaders import PairBatches
 
 ROOT = Path(__file__).resolve().parents[2]
-_loader = TrainPairs.loader
+_loader = PairBatches.loader
 
 
 def loader(self, epoch):
@@ -21,6 +21,6 @@ def loader(self, epoch):
         yield batch
 
 
-TrainPairs.loader = loader
+PairBatches.loader = loader
 sys.argv = [str(ROOT / "train.py")] + sys.argv[1:]
 runpy.run_path(str(ROOT / "train.py"), run_name="__main__")

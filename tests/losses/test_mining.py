@@ -6,7 +6,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from siamese.commands.bench.cube import CubeBatchTripletLoss, euclidean_cube
+from siamese.commands.bench.baselines import CubeBatchTripletLoss, euclidean_cube
 from siamese.losses.distances import euclidean_matrix
 from siamese.losses.mining import count_at_most
 from siamese.losses.triplet import BatchTripletLoss

@@ -15,8 +15,9 @@ from conftest import make_folder, write_config
 import eval as eval_cli
 import train
 from siamese.config import Config, DataConfig, LossConfig, TrainConfig, from_dict, load_config
+from siamese.data.augment import Augment
 from siamese.data.folder import ImageFolder
-from siamese.data.loaders import TrainPK
+from siamese.data.loaders import PKBatches
 from siamese.data.prepare import PairData
 from siamese.data.sampling import PairSampler
 from siamese.errors import UserError
@@ -140,14 +141,14 @@ def test_pk_batches(caplog):
     data = PairData(folder, np.zeros((18, 4, 4, 1), np.uint8), {"train": np.arange(18)}, {},
                     [0.5], [0.5])
     with caplog.at_level(logging.WARNING):
-        tp = TrainPK(data, 3, 4, 48, 0, seed=0)
+        tp = PKBatches(data, 3, 4, 48, Augment(), seed=0)
     assert "1 of 5 training classes have fewer than K=4" in caplog.text
     assert "1 training class(es) with a single image" in caplog.text
     x, y, ids = next(iter(tp.loader(0)))
     assert x.shape == (12, 1, 4, 4) and y.shape == (12,) and ids.shape == (12,)
     assert tp.batches_per_epoch() == 4
     with pytest.raises(UserError, match="data.classes_per_batch: 5 classes per batch"):
-        TrainPK(data, 5, 4, 48, 0, seed=0)
+        PKBatches(data, 5, 4, 48, Augment(), seed=0)
 
 
 def test_concat_and_twice_give_the_same_triplet_loss():

@@ -11,6 +11,7 @@ import pytest
 from mxnet import autograd
 from mxnet.gluon import HybridBlock
 
+from siamese.commands.bench.baselines import PlainCheckStep
 from siamese.config import TrainConfig
 from siamese.export.writer import export_branch
 from siamese.losses.pair import ContrastiveLoss
@@ -25,7 +26,7 @@ from siamese.models.fused import (
     set_fused,
 )
 from siamese.scoring.bundles import load_branch
-from siamese.train.step import NonFiniteStep, train_step
+from siamese.train.step import NonFiniteStep, TrainStep
 from siamese.train.trainer import build_trainer
 
 FUSED_OPS = {"_contrib_BatchNormWithReLU"}  # and the mean as a pooling
@@ -152,7 +153,8 @@ def test_fused_training_follows_the_plain_training(mode):
         # SGD: Adam would turn rounding-sized gradients of opposite signs into whole steps
         cfg = TrainConfig(optimizer="sgd", lr=0.1, momentum=0.0)
         trainer = build_trainer(list(net.collect_params().values()), cfg, 1)
-        losses = [train_step(net, loss, trainer, [mx.cpu()], (x1, x2, y), 8) for _ in range(3)]
+        step = TrainStep(net, loss, trainer, [mx.cpu()], 8)
+        losses = [step((x1, x2, y)) for _ in range(3)]
         runs.append((losses, {k: p.data().asnumpy() for k, p in
                               net._collect_params_with_prefix().items()}))
     (plain, wp), (fused, wf) = runs
@@ -204,8 +206,8 @@ def _step(value: float, squares: bool):
     rng = np.random.default_rng(0)
     x1, x2 = (mx.nd.array(rng.normal(size=(4, 1, 4, 4))) for _ in range(2))
     trainer = build_trainer(list(net.collect_params().values()), TrainConfig(), 1)
-    total = train_step(net, _Scaled(), trainer, [mx.cpu()], (x1, x2, mx.nd.full((4,), value)),
-                       4, squares=squares)
+    step = (TrainStep if squares else PlainCheckStep)(net, _Scaled(), trainer, [mx.cpu()], 4)
+    total = step((x1, x2, mx.nd.full((4,), value)))
     return total, [p.grad() for p in net.collect_params().values()]
 
 

@@ -21,7 +21,7 @@ from siamese.models.branches import BRANCHES, get_branch
 from siamese.models.pretrained import load_pretrained
 from siamese.models.zoo import freeze
 from siamese.scoring.bundles import load_branch
-from siamese.train.step import train_step
+from siamese.train.step import TrainStep
 from siamese.train.trainer import build_trainer
 
 ZOO = ["gluoncv:resnet18_v1b", "gluoncv:mobilenetv2_0.25"]
@@ -56,7 +56,7 @@ def test_every_branch_builds_hybridizes_trains_and_exports(name, tmp_path):
     params = list(net.collect_params().values())
     trainer = build_trainer(params, TrainConfig(lr=0.01), 1)
     before = params[0].data().asnumpy().copy()
-    total = train_step(net, loss, trainer, [mx.cpu()], (x1, x2, mx.nd.array([1, 0, 1, 0])), 4)
+    total = TrainStep(net, loss, trainer, [mx.cpu()], 4)((x1, x2, mx.nd.array([1, 0, 1, 0])))
     assert np.isfinite(total)
     assert not np.allclose(params[0].data().asnumpy(), before)
     with autograd.predict_mode():
@@ -127,7 +127,7 @@ def test_freeze_stops_updates_and_keeps_frozen_batchnorm_in_inference_mode():
 
     trainer = build_trainer(list(net.collect_params().values()), TrainConfig(lr=0.1), 1)
     x = mx.nd.random.uniform(shape=(4, 1, 32, 32))
-    train_step(net, ContrastiveLoss(), trainer, [mx.cpu()], (x, x[::-1], mx.nd.ones((4,))), 4)
+    TrainStep(net, ContrastiveLoss(), trainer, [mx.cpu()], 4)((x, x[::-1], mx.nd.ones((4,))))
     np.testing.assert_array_equal(params["features.0.weight"].data().asnumpy(), w_before)
     np.testing.assert_array_equal(params["features.1.running_mean"].data().asnumpy(),
                                   mean_before)  # frozen BN did not update its statistics
@@ -149,7 +149,7 @@ def test_two_cpu_devices_equal_one_for_a_batchnorm_free_branch():
         trainer = build_trainer(list(net.collect_params().values()),
                                 TrainConfig(lr=0.05, optimizer="sgd"), len(ctxs))
         for x1, x2, y in batches:  # batch size stays 8 pairs: 4 per device with two
-            train_step(net, ContrastiveLoss(), trainer, ctxs, (x1, x2, y), 8)
+            TrainStep(net, ContrastiveLoss(), trainer, ctxs, 8)((x1, x2, y))
         results.append({k: p.data(ctxs[-1]).asnumpy()
                         for k, p in net._collect_params_with_prefix().items()})
     for k in results[0]:

@@ -9,6 +9,7 @@ the approximate ones recall@1 against exact search. Queries are gallery vectors 
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 from ...errors import UserError
 from ...identification.search import KINDS, faiss
+from ..common import run
 
 SPEC = {"name": "cosine", "higher_is_similar": False, "threshold": 0.5}
 LATENCY_QUERIES = 200
@@ -66,7 +68,24 @@ def measure(kind: str, gallery: np.ndarray, queries: np.ndarray, truth) -> dict:
     return row, found
 
 
-def main(args) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m siamese.gallery bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=128, help="the schema's default embedding size")
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--quick", action="store_true", help="100,000 vectors, fewer queries")
+    p.add_argument("--indexes", default="exact,flat,ivf,hnsw", help="which to measure")
+    p.add_argument("--out", type=Path, help="also write the figures as JSON")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    """`python -m siamese.gallery bench ...` (argv: the options after `bench`)."""
+    return run(lambda: measure_all(parse_args(argv)))
+
+
+def measure_all(args: argparse.Namespace) -> int:
     size, n_queries = (100_000, 500) if args.quick else (args.size, args.queries)
     n_queries = min(n_queries, size)
     rng = np.random.default_rng(0)

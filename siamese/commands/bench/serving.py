@@ -24,14 +24,15 @@ import numpy as np
 
 from ...config import TrainConfig
 from ...export.onnx import export_onnx
-from ...export.optimize import float_graph, fuse, quantize, save_graph
+from ...export.optimize import float_graph, save_graph
+from ...export.rewrites import fuse, quantize
 from ...formats.bundle import load_symbol
 from ...losses.triplet import BatchTripletLoss
 from ...models.branches import get_branch
 from ...models.fused import fused_available, set_fused
-from ...train.step import train_step
+from ...train.step import TrainStep
 from ...train.trainer import build_trainer
-from .cube import CubeBatchTripletLoss
+from .baselines import CubeBatchTripletLoss
 
 EMBEDDING = 64
 
@@ -102,7 +103,7 @@ def serving(size: int, quick: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         sym, args, aux = float_graph(_branch(size), x1, Path(tmp))
         graphs = {"float": (sym, args, aux),
-                  "fused": fuse(sym, args, aux, None, "")[:3],
+                  "fused": fuse(sym, args, aux)[:3],
                   "int8": quantize(sym, args, aux, x256, "naive")[:3]}
         runners = {}
         for kind, (s, a, x) in graphs.items():
@@ -159,8 +160,8 @@ def triplet_step(quick: bool) -> dict:
         loss.hybridize(static_alloc=True, static_shape=True)
         trainer = build_trainer(list(branch.collect_params().values()),
                                 TrainConfig(optimizer="adam", lr=0.002), 1)
-        setups[name] = (lambda b=branch, lo=loss, t=trainer:
-                        train_step(b, lo, t, [mx.cpu()], (x, labels, ids), n))
+        step = TrainStep(branch, loss, trainer, [mx.cpu()], n)
+        setups[name] = (lambda s=step: s((x, labels, ids)))
         setups[name]()
     result = alternating(setups, 3 if quick else 7, 4 if quick else 10, n)
     return {"batch_images": n, "size": size, "mining": "semi_hard", "images_per_s": result,

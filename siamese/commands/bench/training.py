@@ -35,11 +35,11 @@ from ...models.fused import fused_available, is_fused, set_fused
 from ...scoring.comparator import embed
 from ...train.engine import build
 from ...train.fit import run_epoch
-from ...train.signals import StopOnSignal
 from ...train.state import State
-from ...train.step import train_step
+from ...train.step import TrainStep
 from ...train.trainer import build_trainer
 from ...train.validation import validate
+from .baselines import PlainCheckStep
 from .serving import alternating, serving, serving_table, triplet_step, triplet_table
 
 SIZES = {32: 128, 105: 32}  # image side -> batch of pairs
@@ -96,8 +96,8 @@ def convnet_step(size: int, mode: str, today: bool, hybrid: bool = True) -> tupl
         net.hybridize(static_alloc=True, static_shape=True)
         loss.hybridize(static_alloc=True, static_shape=True)
     trainer = build_trainer(list(net.collect_params().values()), TrainConfig(), 1)
-    return (lambda: train_step(net, loss, trainer, [mx.cpu()], (x1, x2, y), batch,
-                               squares=today)), net
+    step = (TrainStep if today else PlainCheckStep)(net, loss, trainer, [mx.cpu()], batch)
+    return (lambda: step((x1, x2, y))), net
 
 
 def step_config(size: int, mode: str, hybrid: bool, quick: bool) -> dict:
@@ -133,7 +133,7 @@ def fit_config(quick: bool) -> dict:
     startup = time.perf_counter() - t
     policy = type("Keep", (), {"before": lambda *a: None, "handle": lambda *a: None})()
     rates = []
-    with StopOnSignal() as stop:
+    with parts.stop as stop:
         for epoch in range(cfg.train.epochs):
             state = State(epoch=epoch)
             t = time.perf_counter()

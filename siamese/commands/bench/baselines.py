@@ -1,11 +1,25 @@
-"""The (N, N, N) batch-triplet mining this package used until issue 23: kept as the reference
-the (N, N) miners (siamese.losses.mining) are tested against, and for `siamese.bench
---triplet` to measure both side by side. Same interface as BatchTripletLoss."""
+"""Code kept only to be compared with, never on the training path:
+
+- the training step before issue 23's single check (`PlainCheckStep`: one sum per gradient
+  array instead of the sums of squares in one operator), which `siamese bench` times beside
+  today's step;
+- the (N, N, N) batch-triplet mining this package used until issue 23
+  (`CubeBatchTripletLoss`): the reference the (N, N) miners (siamese.losses.mining) are tested
+  against, and `siamese bench --only triplet` measures both side by side. Same interface as
+  BatchTripletLoss.
+"""
 
 from __future__ import annotations
 
 from ...losses.distances import EPS, cosine_matrix
 from ...losses.triplet import BatchTripletLoss
+from ...train.step import TrainStep
+
+
+class PlainCheckStep(TrainStep):
+    """The step as it ran before issue 23: the finite check sums each gradient array."""
+
+    squares = False
 
 
 def euclidean_cube(F, e):
