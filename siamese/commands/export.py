@@ -19,19 +19,15 @@ import sys
 from pathlib import Path
 
 import mxnet as mx
-import numpy as np
 
-from ..data.images import load_images
-from ..data.pairfiles import read_pair_file
-from ..errors import UserError, no_pairs_run
-from ..eval.thresholds import with_threshold
+from ..errors import UserError
 from ..export.onnx import require_onnx
 from ..export.optimize import export_optimized, get_optimizer
+from ..export.rerun import calibration_images, read_test_pairs, threshold_and_sample
 from ..export.writer import TOLERANCE, export_run, model_meta
-from ..formats.preprocess import to_tensor
 from ..formats.rundir import RunDir
 from ..models.architectures import architecture_of
-from ..scoring.comparator import score_pair_list, training_comparator
+from ..scoring.comparator import training_comparator
 from ..train.pairing import get_pairing
 from ..train.rebuild import load_run
 from .common import run, setup_logging
@@ -58,23 +54,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def validation_threshold(cfg, net, loss, run_dir: Path) -> tuple:
-    """(score spec with the threshold chosen on pairs/val.csv, 16 test images to verify with)."""
-    root, d, run = Path(cfg.data.root), cfg.data, RunDir(run_dir)
-    spec = loss.score_spec()
-    labelled = get_pairing(cfg.loss.name, cfg.data.sampler, architecture_of(net)).labelled
-    if run.pair_file("val").read_text().count("\n") <= 1 and not labelled:
-        raise no_pairs_run(run_dir)
-    val = read_pair_file(run.pair_file("val"), root)
-    scorer = training_comparator(net, spec, d.mean, d.std, cfg.train.eval_batch_size, mx.cpu(),
-                                 d.right_view)
-    scores, _, _ = score_pair_list(scorer, val, root, d.image_size, d.channels)
-    test = read_pair_file(run.pair_file("test"), root)
-    sample = load_images([root / p for p in sorted(set(test.left))[:16]], d.image_size,
-                         d.channels)
-    return with_threshold(spec, scores, val.labels, cfg.eval.threshold), sample
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
 
@@ -83,7 +62,8 @@ def main(argv=None) -> int:
         if args.onnx:
             require_onnx()  # fail before any work when the extra is missing
         cfg, net, loss = load_run(args.run_dir, args.checkpoint)
-        spec, sample = validation_threshold(cfg, net, loss, args.run_dir)
+        labelled = get_pairing(cfg.loss.name, cfg.data.sampler, architecture_of(net)).labelled
+        spec, sample = threshold_and_sample(cfg, net, loss, args.run_dir, labelled)
         kind = "int8" if args.quantize == "int8" else args.optimize
         if kind != "none":
             return optimized(args, kind, cfg, net, spec)
@@ -110,16 +90,10 @@ def optimized(args, kind: str, cfg, net, spec: dict) -> int:
                         f"run's model is {architecture_of(net).kind}")
     d, run_dir = cfg.data, RunDir(args.run_dir)
     out = args.out or run_dir / f"export-{kind}"
-    test = load_test_pairs(cfg, run_dir.pair_file("test"))
+    test = read_test_pairs(d, run_dir.pair_file("test"))
     calib, source = None, ""
     if get_optimizer(kind).calibrated:
-        val = read_pair_file(run_dir.pair_file("val"), Path(d.root))
-        names = sorted(set(val.left) | set(val.right))
-        names = [names[k] for k in np.random.default_rng(0).permutation(len(names))]
-        names = names[:args.calib_images]
-        calib = to_tensor(load_images([Path(d.root) / n for n in names], d.image_size,
-                                      d.channels), d.mean, d.std)
-        source = f"{len(names)} validation images (pairs/val.csv, both sides, seed-0 shuffle)"
+        calib, source = calibration_images(d, run_dir.pair_file("val"), args.calib_images)
     comp = training_comparator(net, spec, d.mean, d.std, cfg.train.eval_batch_size, mx.cpu(),
                                d.right_view)
     r = export_optimized(comp, net.branch, out, model_meta(d, cfg.model, spec), kind, test,
@@ -137,17 +111,6 @@ def optimized(args, kind: str, cfg, net, spec: dict) -> int:
     if t["forced"]:
         print(f"  kept with --force: loses {t['auc_loss']:.4f} test AUC")
     return 0
-
-
-def load_test_pairs(cfg, path: Path) -> tuple:
-    """(uint8 images, left index, right index, labels) of a pair file, each image once."""
-    pairs = read_pair_file(path, Path(cfg.data.root))
-    names = sorted(set(pairs.left) | set(pairs.right))
-    images = load_images([Path(cfg.data.root) / n for n in names], cfg.data.image_size,
-                         cfg.data.channels)
-    index = {n: k for k, n in enumerate(names)}
-    return (images, np.array([index[p] for p in pairs.left]),
-            np.array([index[p] for p in pairs.right]), np.asarray(pairs.labels))
 
 
 if __name__ == "__main__":
