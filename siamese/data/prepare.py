@@ -16,8 +16,9 @@ import numpy as np
 from ..errors import UserError
 from .folder import ImageFolder
 from .sampling import PairSampler
+from .sources import scan_source
 from .splits import labeled_subset, split_indices
-from .storage import Stored, scan_source, store
+from .storage import Stored, store
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import train
 from siamese.commands import pack as pack_cli
 from siamese.data.images import decode_all
 from siamese.data.recordio import MAGIC, RecordFile, encode_record, open_pack, read_idx
-from siamese.data.storage import loader, scan_source
+from siamese.data.sources import item_loader, scan_source
 from siamese.errors import UserError
 
 
@@ -35,7 +35,7 @@ def mixed_folder(root: Path) -> Path:
 
 def decoded(root, size=(12, 10), channels=3) -> np.ndarray:
     f = scan_source(str(root))
-    load = loader(f, size, channels)
+    load = item_loader(f, size, channels)
     return np.stack([load(i) for i in range(len(f.paths))])
 
 
@@ -151,7 +151,7 @@ def test_an_unreadable_image_in_a_pack_is_a_bad_image(tmp_path):
     pack_cli.main([str(root), "--out", str(tmp_path / "p"), "--quiet"])
     f = scan_source(str(tmp_path / "p.rec"))
     with pytest.raises(UserError, match=r"p.rec:class0/001.png: cannot read image"):
-        loader(f, (8, 8), 1)(1)
+        item_loader(f, (8, 8), 1)(1)
 
 
 def test_decoding_threads_share_one_pack(tmp_path):
@@ -162,6 +162,6 @@ def test_decoding_threads_share_one_pack(tmp_path):
     pack_cli.main([str(root), "--out", str(tmp_path / "p"), "--quiet"])
     f = scan_source(str(tmp_path / "p.rec"))
     out = np.zeros((len(f.paths), 8, 8, 1), np.uint8)
-    assert decode_each(len(f.paths), loader(f, (8, 8), 1), out.__setitem__) == []
+    assert decode_each(len(f.paths), item_loader(f, (8, 8), 1), out.__setitem__) == []
     want, _ = decode_all([root / p for p in f.paths], (8, 8), 1)
     np.testing.assert_array_equal(out, want)

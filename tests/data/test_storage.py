@@ -18,7 +18,8 @@ from siamese.config import from_dict
 from siamese.data import cache
 from siamese.data.images import decode_all
 from siamese.data.prepare import prepare
-from siamese.data.storage import StreamImages, scan_source, store
+from siamese.data.sources import scan_source
+from siamese.data.storage import StreamImages, store
 from siamese.errors import UserError
 
 

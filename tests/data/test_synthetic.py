@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 from conftest import ROOT
 
-from siamese.data.storage import scan_source
+from siamese.data.sources import scan_source
 
 
 def load_script(name: str):
