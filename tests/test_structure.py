@@ -237,3 +237,56 @@ def test_nothing_outside_the_registry_switches_on_an_architecture_name_or_export
                 consts = [c.value for c in ast.walk(node) if isinstance(c, ast.Constant)]
                 found += [f"{module}:{node.lineno}" for c in consts if c in names]
     assert not found, found
+
+
+def module_files(folder: Path) -> list:
+    """File names of the modules directly in `folder` (no __init__.py)."""
+    return sorted(p.name for p in folder.glob("*.py") if p.name != "__init__.py")
+
+
+def test_every_module_is_named_in_its_rooms_docstring():
+    missing = []
+    for folder in sorted({p.parent for p in PACKAGE.rglob("__init__.py")} - {PACKAGE}):
+        doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text())) or ""
+        lives = doc.split("Lives here:", 1)[-1].split("May import:", 1)[0]
+        missing += [f"{folder.name}/{name}" for name in module_files(folder)
+                    if f"`{name[:-3]}`" not in lives and f"`{name}`" not in lives]
+    assert not missing, missing
+
+
+def test_readme_names_every_module_in_its_rooms_line():
+    """README's "How the code is organised" has a line per room naming each of its files."""
+    text = (ROOT / "README.md").read_text().split("## How the code is organised", 1)[1]
+    lines = {}
+    for item in text.split("\n- `siamese/")[1:]:
+        folder, rest = item.split("`", 1)
+        lines[folder] = rest.split("\n- ", 1)[0]
+    missing = []
+    for folder in sorted({p.parent for p in PACKAGE.rglob("*.py")}):
+        key = str(folder.relative_to(PACKAGE)) + "/" if folder != PACKAGE else ""
+        line = lines.get(key, "")
+        missing += [f"siamese/{key}{n}" for n in module_files(folder) + ["__init__.py"] * (
+            folder == PACKAGE) if f"`{n}`" not in line]
+    assert not missing, missing
+
+
+def room_edges() -> dict:
+    """{(room, room): number of module imports} between different rooms; a room is a
+    subpackage, or a module at the package root."""
+    edges: dict = {}
+    for module, targets in graph().items():
+        for t in targets:
+            a, b = room(module) or module, room(t) or t
+            if a != b:
+                edges[(a, b)] = edges.get((a, b), 0) + 1
+    return edges
+
+
+if __name__ == "__main__":
+    # python tests/test_structure.py: the rooms and the imports between them
+    edges = room_edges()
+    rooms = sorted({room(m) or m for m in modules()})
+    print(f"{len(rooms)} rooms, {len(edges)} room-to-room import edges "
+          f"({sum(edges.values())} module imports), cycles: {find_cycle(graph()) or 'none'}")
+    for (a, b), n in sorted(edges.items()):
+        print(f"  {a} -> {b}  ({n})")

@@ -1,13 +1,11 @@
-"""Evaluation: verification metrics in plain numpy, scoring embeddings, thresholds (chosen on
-validation pairs, never on the scored ones), n-way one-shot episodes, the comparator that
-scores pairs with any architecture, reports and plots.
+"""Evaluation of verification: metrics in plain numpy, thresholds (chosen on validation pairs,
+never on the scored ones), n-way one-shot episodes, eval.py's report, its plots and table.
 
-Lives here: `metrics` (add a metric here; numpy only, no mxnet), `scoring`, `thresholds`,
-`oneshot`, `comparator` (also opens an export bundle to score with), `report` (eval.py),
-`plots`; identification: `retrieval` (Recall@k, MAP@R, DIR@FAR; numpy only), `search` (exact
-and FAISS nearest-neighbour search), `identify` (ranking identities, unknown, open-set
-calibration), `enroll` (galleries made with an export), `identification` (eval.py --retrieval
-/ --open-set), `idplots`.
-May import: config, formats, data (decoding images, pair files), models (the architecture
-registry), losses.distances. Never training or export.
+Lives here: `metrics` (add a metric here; numpy only, no mxnet), `thresholds`, `oneshot`
+(n-way K-shot accuracy), `episodes` (fixed episodes: Lake's runs, CSV), `report` (eval.py: what
+a request computes, composing scoring and identification), `present` (the JSON report, the
+table), `plots` (ROC, score histograms), `mistakes` (the worst false accepts and rejects),
+`embedmap` (a 2-D map of the embeddings).
+May import: config, formats, data (decoding images, pair files), scoring, identification
+(eval.py's --retrieval / --open-set). Never training or export.
 """

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import ExportMismatch, UserError
 from ..eval.metrics import verification
 from ..formats.atomic import swap_dir, temp_name
-from ..formats.bundle import META, PARAMS, SYMBOL, file_key
+from ..formats.bundle import BRANCH_FILES, META, PARAMS, SYMBOL
 from ..formats.preprocess import to_tensor
 from ..models.fused import plain_graph
 from ..scoring.bundles import open_comparator
@@ -140,9 +140,7 @@ def export_optimized(float_comp: Comparator, branch, out: Path, meta: dict, kind
         sym, args, aux = float_graph(branch, x, tmp)
         sym, args, aux, info = optimizer(sym, args, aux, calib, calib_mode)
         ops = save_graph(tmp, sym, args, aux)
-        # the same complete metadata as the float export: the files it holds, by name
-        meta = dict(meta, files={file_key("branch", "symbol", True): SYMBOL,
-                                 file_key("branch", "params", True): PARAMS})
+        meta = dict(meta, files=BRANCH_FILES)  # complete, as the float export's
         (tmp / META).write_text(json.dumps(meta, indent=2) + "\n")
         expected, float_test = score_test_pairs(float_comp, test)
         comp, _ = open_comparator(tmp, float_comp.batch_size)  # plain SymbolBlock.imports

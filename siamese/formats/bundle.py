@@ -34,6 +34,11 @@ def file_key(role: str, what: str, single: bool) -> str:
     return what if single else f"{role}_{what}"
 
 
+# model.json `files` of a single-branch export (float, fused or int8): every kind names them
+BRANCH_FILES = {file_key("branch", "symbol", True): SYMBOL,
+                file_key("branch", "params", True): PARAMS}
+
+
 def _check_meta(meta: dict, path: Path) -> None:
     """model.json must say how to preprocess and how to score, consistently."""
     try:

@@ -7,7 +7,7 @@ written to a temporary name in the same folder, flushed to disk, and renamed ove
 a crash leaves either the old or the new file.
 
 Optimizer state is restored into the optimizer the config builds (learning rate, schedule),
-never by unpickling a saved optimizer (MXNET_NOTES: `Trainer.load_states`).
+never by unpickling a saved optimizer (docs/mxnet.md, "Optimizer state").
 """
 
 from __future__ import annotations

@@ -48,8 +48,8 @@ class GlobalMean(HybridBlock):
     Fused, maps of at most POOL_MAX_SIDE a side (as seen by the imperative call that fixes the
     shapes before hybridizing) take global average Pooling, others AdaptiveAvgPooling2D:
     oneDNN's pooling backward runs its JIT kernel up to 8x8 and falls back to reference kernels
-    from 9x9 (MXNET_NOTES; forward + backward in a probe: 17.8 against 19.5 ms at 8x8, 150
-    against 18 ms at 9x9, 400 against 50 ms at 26x26)."""
+    from 9x9 (forward + backward in a probe: 17.8 against 19.5 ms at 8x8, 150 against 18 ms at
+    9x9, 400 against 50 ms at 26x26; docs/mxnet.md, "BatchNorm and the fused operators")."""
 
     POOL_MAX_SIDE = 8
 

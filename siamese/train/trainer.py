@@ -65,7 +65,7 @@ class WorkerSumTrainer(gluon.Trainer):
 
 def init_amp(ctxs: List[mx.Context]) -> None:
     """float16 AMP on GPUs (before the model is built); refused on CPU, where MXNet's AMP
-    (bfloat16) trained slower than float32 (MXNET_NOTES)."""
+    (bfloat16) trained slower than float32 (docs/mxnet.md, "Mixed precision on the CPU")."""
     if any(c.device_type != "gpu" for c in ctxs):
         raise UserError("train.amp: mixed precision needs GPUs (device: gpu...); on CPU it is "
                         "refused because MXNet's CPU AMP trained slower than float32 here")

@@ -89,6 +89,21 @@ def test_optimized_export_records_and_verifies(optimized):
 
 
 @pytest.mark.slow
+def test_every_export_kind_writes_the_same_complete_metadata(optimized):
+    """model.json as written (not as this package's reader completes it) names the files and
+    holds every key of the float export's, so a consumer following docs/export.md without
+    this package reads any kind the same way."""
+    _, run_dir, _, out = optimized
+    raw = json.loads((out / "model.json").read_text())
+    float_raw = json.loads((run_dir / "export" / "model.json").read_text())
+    assert raw["files"] == float_raw["files"] == {"symbol": "branch-symbol.json",
+                                                  "params": "branch-0000.params"}
+    assert set(float_raw) <= set(raw)
+    for name in raw["files"].values():
+        assert (out / name).is_file()
+
+
+@pytest.mark.slow
 def test_optimized_export_reloads_in_a_fresh_process(optimized):
     _, _, _, out = optimized
     x = np.random.default_rng(0).normal(size=(4, 1, 16, 16)).astype(np.float32)
