@@ -109,3 +109,28 @@ def test_setup_lines_open_the_readme():
     bash_lines = [line for lang, body in fences if lang == "bash"
                   for line in body.splitlines() if line.strip()]
     assert bash_lines[:2] == SETUP_LINES
+
+
+def _code_files() -> list:
+    return [p for d in ("siamese", "scripts", "tests", "configs") for p in (ROOT / d).rglob("*")
+            if p.suffix in (".py", ".yaml", ".md") and "fixtures" not in p.parts]
+
+
+def test_the_code_cites_only_files_of_the_repository():
+    """A fact the code relies on is in the project's own docs: every `docs/*.md` a source file
+    names exists (and the section it quotes, for docs/mxnet.md), and no file cites notes that
+    live outside the repository."""
+    wrong = []
+    headings = re.findall(r"^## (.+)$", (ROOT / "docs" / "mxnet.md").read_text(), re.M)
+    for path in _code_files():
+        text = path.read_text()
+        name = path.relative_to(ROOT)
+        if path.name != "test_readme.py":
+            wrong += [f"{name}: cites {w}" for w in ("MXNET_NOTES", "HOUSE_STYLE", "../shared")
+                      if w in text]
+        wrong += [f"{name}: {d} (no such file)" for d in re.findall(r"docs/[\w./-]+?\.md", text)
+                  if not (ROOT / d).is_file()]
+        for section in re.findall(r'docs/mxnet\.md, "([^"]+)"', " ".join(text.split())):
+            if not any(h.startswith(section) for h in headings):
+                wrong.append(f"{name}: docs/mxnet.md has no section {section!r}")
+    assert not wrong, wrong
