@@ -286,7 +286,11 @@ if __name__ == "__main__":
     # python tests/test_structure.py: the rooms and the imports between them
     edges = room_edges()
     rooms = sorted({room(m) or m for m in modules()})
-    print(f"{len(rooms)} rooms, {len(edges)} room-to-room import edges "
-          f"({sum(edges.values())} module imports), cycles: {find_cycle(graph()) or 'none'}")
+    packages = [r for r in rooms if (PACKAGE / r).is_dir()]
+    aliases = [m for m in modules() if aliases_at_root(m)]
+    print(f"{len(rooms)} rooms: {len(packages)} subpackages ({', '.join(packages)}) and "
+          f"{len(rooms) - len(packages)} modules at the root ({len(aliases)} of them aliases "
+          f"of the commands); {len(edges)} room-to-room import edges ({sum(edges.values())} "
+          f"module imports), cycles: {find_cycle(graph()) or 'none'}")
     for (a, b), n in sorted(edges.items()):
         print(f"  {a} -> {b}  ({n})")
