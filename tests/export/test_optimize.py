@@ -136,15 +136,15 @@ def _planted(kind: str, scale: float):
     this scale (scale 0: zeroed, so every image gets the same embedding)."""
     real = rewrites.OPTIMIZERS[kind]
 
-    def planted(sym, args, aux, calib, mode):
-        sym, args, aux, info = real(sym, args, aux, calib, mode)
+    def planted(sym, args, aux, *calibration):
+        sym, args, aux, info = real.rewrite(sym, args, aux, *calibration)
         name = next(k for k in sorted(args) if "conv0_weight" in k)
         w = args[name].asnumpy()
         noise = np.random.default_rng(0).normal(size=w.shape)
         changed = w + scale * noise if scale else np.zeros_like(w)
         args = dict(args, **{name: mx.nd.array(changed, dtype=w.dtype)})
         return sym, args, aux, info
-    return rewrites.Optimizer(planted, calibrated=True)  # called with (calib, mode) too
+    return rewrites.Optimizer(planted, calibrated=real.calibrated)
 
 
 @pytest.mark.slow
