@@ -1,0 +1,275 @@
+"""The FastAPI application: routes, JSON errors, the body limit and request metrics.
+
+    POST /v1/verify      left, right            -> score, threshold, same, export
+    POST /v1/embed       images (one or more)   -> embeddings (?side=left|right)
+    POST /v1/identify    image                  -> top-k identities or unknown (?top_k=5)
+    GET  /v1/gallery                            -> identities and image counts
+    POST /v1/gallery/{name}   images            -> enroll (token when not on loopback)
+    DELETE /v1/gallery/{name}                   -> remove
+    GET  /v1/gallery/{name}/thumbnail           -> PNG of its first enrolled image
+    GET  /v1/info, /healthz, /readyz, /metrics, / (the web page)
+
+Images as multipart files or as base64 strings in a JSON object (siamese.service.inputs).
+Every refusal is JSON `{"error": "..."}` with a 4xx status (503 when the queue is full, with
+Retry-After; 504 past the deadline); an unexpected failure is a 500 with no traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+from importlib import resources
+
+import numpy as np
+from PIL import Image
+
+try:  # the optional extra `serve`: without it the command says what to install
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.exceptions import HTTPException
+    MISSING = None
+except ImportError as e:
+    MISSING = e.name
+
+from ..errors import UserError
+from .batcher import Job
+from .gallery import check_name
+from .inputs import ClientError, decode, image_format, read_images
+from .state import LOOPBACK, Busy, Service
+
+log = logging.getLogger(__name__)
+
+PAGES = {"/": ("index.html", "text/html; charset=utf-8"),
+         "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+         "/static/style.css": ("style.css", "text/css; charset=utf-8")}
+ROUTES = ("/v1/verify", "/v1/embed", "/v1/identify", "/v1/info", "/healthz", "/readyz",
+          "/metrics", *PAGES)
+
+
+def route_of(path: str) -> str:
+    """The metrics label of a path (identity names folded into one label)."""
+    if path in ROUTES:
+        return path
+    if path.startswith("/v1/gallery"):
+        return "/v1/gallery/{name}/thumbnail" if path.endswith("/thumbnail") else \
+            "/v1/gallery/{name}" if path.count("/") > 2 else "/v1/gallery"
+    return "other"
+
+
+def error(status: int, message: str, **headers) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+class Guard:
+    """ASGI middleware: refuses bodies above the limit (413, from Content-Length or while
+    reading) and counts every answer by route and status."""
+
+    def __init__(self, app, service: Service):
+        self.app, self.service = app, service
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [500]
+        limit = self.service.options.limits.max_body
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        seen = [0]
+
+        async def counted_receive():
+            msg = await receive()
+            seen[0] += len(msg.get("body", b""))
+            if seen[0] > limit:
+                raise ClientError(413, f"body larger than {limit} bytes")
+            return msg
+
+        async def noted_send(msg):
+            if msg["type"] == "http.response.start":
+                status[0] = msg["status"]
+            await send(msg)
+
+        if not length.isdigit() or int(length) > limit:
+            text = "bad Content-Length" if not length.isdigit() else \
+                f"body larger than {limit} bytes"
+            await error(413 if length.isdigit() else 400, text)(scope, receive, noted_send)
+        else:
+            await self.app(scope, counted_receive, noted_send)
+        self.service.metrics.request(route_of(scope["path"]), status[0],
+                                     time.perf_counter() - start)
+
+
+def create_app(service: Service) -> FastAPI:
+    """The application of a Service (started and stopped with the app's lifespan)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        service.start()
+        yield
+        service.stop()
+
+    app = FastAPI(title="siamese", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    _handlers(app)
+    _model_routes(app, service)
+    _gallery_routes(app, service)
+    _plain_routes(app, service)
+    app.add_middleware(Guard, service=service)
+    return app
+
+
+def _handlers(app: FastAPI) -> None:
+    @app.exception_handler(ClientError)
+    async def client(request, e: ClientError):
+        return error(e.status, e.message)
+
+    @app.exception_handler(Busy)
+    async def busy(request, e: Busy):
+        return error(e.status, e.message, **({"Retry-After": "1"} if e.status == 503 else {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, e: RequestValidationError):
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error(422, f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(HTTPException)
+    async def http(request, e: HTTPException):
+        return error(e.status_code, str(e.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request, e: Exception):
+        log.error("%s %s: %s: %s", request.method, request.url.path, type(e).__name__, e)
+        return error(500, "internal error (logged by the service)")
+
+
+async def _images(service: Service, request: Request, fields: dict) -> dict:
+    """{field: [uint8 (H, W, C)]} of a request's images, decoded as the export wants."""
+    e, limits = service.engine, service.options.limits
+    files = await read_images(request, fields, limits)
+    return {f: [decode(b, f if len(blobs) == 1 else f"{f}[{k}]", e.size, e.channels,
+                       limits.max_pixels) for k, b in enumerate(blobs)]
+            for f, blobs in files.items()}
+
+
+def _model_routes(app: FastAPI, service: Service) -> None:
+    engine = service.engine
+
+    @app.post("/v1/verify")
+    async def verify(request: Request):
+        images = await _images(service, request, {"left": False, "right": False})
+        score = await service.score(images["left"][0], images["right"][0])
+        return {"score": score, "threshold": engine.spec["threshold"],
+                "same": engine.same(score), "higher_is_similar": engine.spec["higher_is_similar"],
+                "score_name": engine.spec["name"], "export": engine.export_id}
+
+    @app.post("/v1/embed")
+    async def embed(request: Request, side: str = "left"):
+        if side not in ("left", "right"):
+            raise ClientError(422, f"side: {side[:20]!r}, expected left or right")
+        images = await _images(service, request, {"images": True})
+        emb = await service.embed(np.stack(images["images"]), side)
+        return {"embeddings": emb.tolist(), "side": side, "export": engine.export_id}
+
+    @app.post("/v1/identify")
+    async def identify(request: Request, top_k: int = 5):
+        store = service.gallery()
+        if not 1 <= top_k <= 100:
+            raise ClientError(422, f"top_k: {top_k}, expected 1 to 100")
+        images = await _images(service, request, {"image": False})
+        probe = await service.embed(np.stack(images["image"]), store.probe_side)
+        found = store.identify(probe, top_k)[0]
+        return dict(found, threshold=store.threshold, threshold_source=store.source,
+                    export=engine.export_id)
+
+
+def _gallery_routes(app: FastAPI, service: Service) -> None:
+    limits = service.options.limits
+
+    @app.get("/v1/gallery")
+    async def gallery():
+        return service.gallery().summary()
+
+    @app.post("/v1/gallery/{name}")
+    async def enroll(name: str, request: Request):
+        store = service.gallery()
+        service.check_token(request.headers.get("authorization"))
+        store_name = check_name(name)
+        files = await read_images(request, {"images": True}, limits)
+        blobs = files["images"]
+        formats = [image_format(b, f"images[{k}]", limits.max_pixels)
+                   for k, b in enumerate(blobs)]
+        for k, b in enumerate(blobs):  # every image must decode before the gallery changes
+            decode(b, f"images[{k}]", service.engine.size, service.engine.channels,
+                   limits.max_pixels)
+        return await _change(service, lambda: store.enroll(store_name, blobs, formats))
+
+    @app.delete("/v1/gallery/{name}")
+    async def remove(name: str, request: Request):
+        store = service.gallery()
+        service.check_token(request.headers.get("authorization"))
+        check_name(name)
+        return await _change(service, lambda: store.remove(name))
+
+    @app.get("/v1/gallery/{name}/thumbnail")
+    async def thumbnail(name: str):
+        path = service.gallery().first_image(check_name(name))
+        try:
+            with Image.open(path) as img:
+                img.thumbnail((96, 96))
+                buf = io.BytesIO()
+                img.convert("RGB").save(buf, "PNG")
+        except OSError:
+            raise ClientError(404, f"identity {name!r}: its enrolled image is gone") from None
+        return Response(buf.getvalue(), media_type="image/png",
+                        headers={"Cache-Control": "max-age=60"})
+
+
+async def _change(service: Service, call) -> dict:
+    """Run a gallery change on the inference thread (between batches, one at a time)."""
+    timeout = max(60.0, service.options.timeout_s)
+    try:
+        return await service.on_thread(Job(None, [], time.monotonic() + timeout, call=call),
+                                       timeout)
+    except UserError as e:
+        raise ClientError(409, str(e).splitlines()[0]) from None
+
+
+def _plain_routes(app: FastAPI, service: Service) -> None:
+    engine = service.engine
+    pages = {path: (resources.files(__package__).joinpath("static", name).read_bytes(), kind)
+             for path, (name, kind) in PAGES.items()}
+
+    for path in pages:
+        @app.get(path, include_in_schema=False)
+        async def page(request: Request):
+            body, kind = pages[request.url.path]
+            return Response(body, media_type=kind)
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    async def readyz():
+        if not service.ready:
+            return error(503, "warming up")
+        return {"status": "ready"}
+
+    @app.get("/metrics")
+    async def metrics():
+        return PlainTextResponse(service.metrics.render(),
+                                 media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/info")
+    async def info():
+        spec = engine.spec
+        return {"export": engine.export_id, "export_dir": str(engine.export_dir),
+                "kind": engine.meta["kind"], "runtime": engine.runtime,
+                "image_size": engine.size, "channels": engine.channels,
+                "score_name": spec["name"], "higher_is_similar": spec["higher_is_similar"],
+                "threshold": spec["threshold"], "embeds": engine.embeds,
+                "gallery": None if service.store is None else service.store.summary(),
+                "enroll": "token" if service.options.token else
+                ("open (loopback)" if service.options.host in LOOPBACK else "disabled")}
