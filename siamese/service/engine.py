@@ -23,6 +23,7 @@ from ..data.views import get_view
 from ..errors import UserError
 from ..formats.bundle import file_key, fingerprint, load_symbol
 from ..formats.preprocess import CHANNELS, to_tensor
+from ..identification.enroll import BATCH as ENROLL_BATCH
 from ..scoring.bundles import open_blocks
 from ..scoring.comparator import Comparator
 from ..scoring.scores import decide, score_pairs
@@ -54,7 +55,7 @@ def _mxnet_runner(export_dir: Path, role: str, inputs: Sequence[str], sizes: Lis
                   for a in arrays]
         return nets[b](*[mx.nd.array(a) for a in padded]).asnumpy()[:n]
 
-    return run, nets[sizes[-1]]
+    return run
 
 
 def _onnx_runner(export_dir: Path, meta: dict, role: str, single: bool):
@@ -93,7 +94,7 @@ class Engine:
         if runtime not in RUNTIMES:
             raise UserError(f"--runtime: unknown {runtime!r} (valid: {', '.join(RUNTIMES)})")
         export_dir = Path(export_dir)
-        arch, _, meta = open_blocks(export_dir)  # proves every network loads and runs
+        arch, loaded, meta = open_blocks(export_dir)  # proves every network loads and runs
         self.export_dir, self.arch, self.meta, self.runtime = export_dir, arch, meta, runtime
         self.spec = meta["score"]
         pre = meta["preprocess"]
@@ -107,12 +108,15 @@ class Engine:
         blocks = {}
         for role in arch.roles:
             if runtime == "mxnet":
-                self.runs[role], blocks[role] = _mxnet_runner(export_dir, role, arch.inputs,
-                                                              buckets(max_batch))
+                self.runs[role] = _mxnet_runner(export_dir, role, arch.inputs,
+                                                buckets(max_batch))
+                blocks[role] = loaded[role]
             else:
                 self.runs[role], blocks[role] = _onnx_runner(export_dir, meta, role,
                                                              len(arch.roles) == 1)
-        self.comparator = Comparator(arch, blocks, self.spec, self.mean, self.std, max_batch,
+        # enrolment embeds as `siamese.gallery add` does (the blocks open_blocks loaded, in
+        # batches of its BATCH), so both write the same gallery
+        self.comparator = Comparator(arch, blocks, self.spec, self.mean, self.std, ENROLL_BATCH,
                                      mx.cpu(), self.right_view)
 
     @property
