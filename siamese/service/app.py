@@ -147,10 +147,15 @@ def _handlers(app: FastAPI) -> None:
 async def _images(service: Service, request: Request, fields: dict) -> dict:
     """{field: [uint8 (H, W, C)]} of a request's images, decoded as the export wants."""
     e, limits = service.engine, service.options.limits
+    start = time.perf_counter()
     files = await read_images(request, fields, limits)
-    return {f: [decode(b, f if len(blobs) == 1 else f"{f}[{k}]", e.size, e.channels,
-                       limits.max_pixels) for k, b in enumerate(blobs)]
-            for f, blobs in files.items()}
+    read = time.perf_counter()
+    out = {f: [decode(b, f if len(blobs) == 1 else f"{f}[{k}]", e.size, e.channels,
+                      limits.max_pixels) for k, b in enumerate(blobs)]
+           for f, blobs in files.items()}
+    service.metrics.stage("read", read - start)
+    service.metrics.stage("decode", time.perf_counter() - read)
+    return out
 
 
 def _model_routes(app: FastAPI, service: Service) -> None:
@@ -193,9 +198,9 @@ def _gallery_routes(app: FastAPI, service: Service) -> None:
 
     @app.post("/v1/gallery/{name}")
     async def enroll(name: str, request: Request):
-        store = service.gallery()
         service.check_token(request.headers.get("authorization"))
         store_name = check_name(name)
+        store = service.gallery()
         files = await read_images(request, {"images": True}, limits)
         blobs = files["images"]
         formats = [image_format(b, f"images[{k}]", limits.max_pixels)
@@ -207,9 +212,9 @@ def _gallery_routes(app: FastAPI, service: Service) -> None:
 
     @app.delete("/v1/gallery/{name}")
     async def remove(name: str, request: Request):
-        store = service.gallery()
         service.check_token(request.headers.get("authorization"))
         check_name(name)
+        store = service.gallery()
         return await _change(service, lambda: store.remove(name))
 
     @app.get("/v1/gallery/{name}/thumbnail")

@@ -38,6 +38,7 @@ class Job:
     deadline: float
     call: Optional[Callable[[], object]] = None
     future: Future = field(default_factory=Future)
+    started: float = 0.0  # time.monotonic() when the thread took it
 
     @property
     def n(self) -> int:
@@ -132,6 +133,8 @@ class Batcher:
             for j in batch:
                 if j.deadline <= now and not j.future.done():
                     j.future.set_exception(Expired())
+            for j in live:
+                j.started = now
             if live:
                 self._execute(live)
 

@@ -10,6 +10,9 @@ Names follow Prometheus conventions as TorchServe's metrics do (`ts_inference_re
     siamese_batch_requests                              histogram  requests per network call
     siamese_queue_depth                                 gauge      requests waiting for the model
     siamese_inference_requests_rejected_total{reason}   counter    queue full, deadline passed
+    siamese_stage_seconds{stage} (sum and count)        summary    where a request's time goes:
+        read (receiving and parsing the body), decode (images to pixels), queue (waiting for
+        the inference thread), model (its batch, run and handed back)
     siamese_gallery_identities / siamese_gallery_images gauge      the gallery served
 """
 
@@ -62,6 +65,7 @@ class Metrics:
         self.batch = Histogram(BATCH_BUCKETS)
         self.batch_requests = Histogram(BATCH_BUCKETS)
         self.gauges = gauges
+        self.stages: Dict[str, list] = defaultdict(lambda: [0.0, 0])
 
     def request(self, route: str, code: int, seconds: float) -> None:
         with self._lock:
@@ -72,6 +76,12 @@ class Metrics:
         with self._lock:
             self.batch.observe(images)
             self.batch_requests.observe(jobs)
+
+    def stage(self, name: str, seconds: float) -> None:
+        with self._lock:
+            row = self.stages[name]
+            row[0] += seconds
+            row[1] += 1
 
     def reject(self, reason: str) -> None:
         with self._lock:
@@ -97,6 +107,11 @@ class Metrics:
                     "# TYPE siamese_inference_requests_rejected_total counter"]
             out += [f'siamese_inference_requests_rejected_total{{reason="{r}"}} {n}'
                     for r, n in sorted(self.rejected.items())]
+            out += ["# HELP siamese_stage_seconds Time spent in each stage of a request.",
+                    "# TYPE siamese_stage_seconds summary"]
+            for name, (total, n) in sorted(self.stages.items()):
+                out += [f'siamese_stage_seconds_sum{{stage="{name}"}} {total:.6f}',
+                        f'siamese_stage_seconds_count{{stage="{name}"}} {n}']
         for name, (help_text, read) in self.gauges.items():
             out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {read():g}"]
         return "\n".join(out) + "\n"

@@ -83,8 +83,12 @@ class Service:
             raise Busy(504, f"no answer within the deadline ({timeout:g} s)") from None
 
     async def infer(self, role: str, inputs: List[np.ndarray]) -> np.ndarray:
-        t = self.options.timeout_s
-        return await self.on_thread(Job(role, inputs, time.monotonic() + t), t)
+        t, start = self.options.timeout_s, time.monotonic()
+        job = Job(role, inputs, start + t)
+        out = await self.on_thread(job, t)
+        self.metrics.stage("queue", job.started - start)
+        self.metrics.stage("model", time.monotonic() - job.started)
+        return out
 
     async def embed(self, images: np.ndarray, side: str) -> np.ndarray:
         """Embeddings (n, E) of uint8 images shown on `side`."""

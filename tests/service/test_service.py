@@ -11,7 +11,6 @@ import struct
 import zlib
 
 import numpy as np
-import pytest
 from PIL import Image
 from service_client import b64
 
