@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from conftest import extra
 
 pytestmark = pytest.mark.slow
@@ -52,8 +51,8 @@ def test_the_page_verifies_and_identifies(served, browser):
         page.set_input_files("#right", str(root / b))
         page.click("#verify-button")
         page.wait_for_function("document.getElementById('verdict').dataset.score !== undefined "
-                               f"&& !document.getElementById('verdict').textContent"
-                               f".startsWith('comparing')")
+                               "&& !document.getElementById('verdict').textContent"
+                               ".startsWith('comparing')")
         verdict = page.inner_text("#verdict")
         assert verdict.startswith("same" if api["same"] else "different"), verdict
         assert f"{api['score']:.4f}" in verdict and f"{api['threshold']:.4f}" in verdict

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import extra
+
 from siamese.commands import export as export_cli
 from siamese.data.images import load_images
 from siamese.scoring.bundles import open_comparator

@@ -11,9 +11,8 @@ import threading
 import time
 
 import pytest
-from service_client import Server
-
 from conftest import extra
+from service_client import Server
 
 pytestmark = pytest.mark.slow
 
