@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import time
 from importlib import resources
@@ -26,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 try:  # the optional extra `serve`: without it the command says what to install
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse, Response
     from starlette.exceptions import HTTPException
@@ -61,6 +62,27 @@ def route_of(path: str) -> str:
 
 def error(status: int, message: str, **headers) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def route(app, path: str, method: str = "GET"):
+    """Register a plain Starlette endpoint (no FastAPI dependency solving on the hot path); a
+    dict it returns is sent as JSON, encoded once."""
+    def register(fn):
+        async def endpoint(request):
+            out = await fn(request)
+            if isinstance(out, dict):
+                return Response(json.dumps(out).encode(), media_type="application/json")
+            return out
+        app.router.add_route(path, endpoint, methods=[method], include_in_schema=False)
+        return fn
+    return register
+
+
+def query_int(request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name, str(default))
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ClientError(422, f"{name}: {raw[:20]!r}, expected {low} to {high}")
+    return int(raw)
 
 
 class Guard:
@@ -144,7 +166,7 @@ def _handlers(app: FastAPI) -> None:
         return error(500, "internal error (logged by the service)")
 
 
-async def _images(service: Service, request: Request, fields: dict) -> dict:
+async def _images(service: Service, request, fields: dict) -> dict:
     """{field: [uint8 (H, W, C)]} of a request's images, decoded as the export wants."""
     e, limits = service.engine, service.options.limits
     start = time.perf_counter()
@@ -161,27 +183,27 @@ async def _images(service: Service, request: Request, fields: dict) -> dict:
 def _model_routes(app: FastAPI, service: Service) -> None:
     engine = service.engine
 
-    @app.post("/v1/verify")
-    async def verify(request: Request):
+    @route(app, "/v1/verify", "POST")
+    async def verify(request):
         images = await _images(service, request, {"left": False, "right": False})
         score = await service.score(images["left"][0], images["right"][0])
         return {"score": score, "threshold": engine.spec["threshold"],
                 "same": engine.same(score), "higher_is_similar": engine.spec["higher_is_similar"],
                 "score_name": engine.spec["name"], "export": engine.export_id}
 
-    @app.post("/v1/embed")
-    async def embed(request: Request, side: str = "left"):
+    @route(app, "/v1/embed", "POST")
+    async def embed(request):
+        side = request.query_params.get("side", "left")
         if side not in ("left", "right"):
             raise ClientError(422, f"side: {side[:20]!r}, expected left or right")
         images = await _images(service, request, {"images": True})
         emb = await service.embed(np.stack(images["images"]), side)
         return {"embeddings": emb.tolist(), "side": side, "export": engine.export_id}
 
-    @app.post("/v1/identify")
-    async def identify(request: Request, top_k: int = 5):
+    @route(app, "/v1/identify", "POST")
+    async def identify(request):
         store = service.gallery()
-        if not 1 <= top_k <= 100:
-            raise ClientError(422, f"top_k: {top_k}, expected 1 to 100")
+        top_k = query_int(request, "top_k", 5, 1, 100)
         images = await _images(service, request, {"image": False})
         probe = await service.embed(np.stack(images["image"]), store.probe_side)
         found = store.identify(probe, top_k)[0]
@@ -192,12 +214,13 @@ def _model_routes(app: FastAPI, service: Service) -> None:
 def _gallery_routes(app: FastAPI, service: Service) -> None:
     limits = service.options.limits
 
-    @app.get("/v1/gallery")
-    async def gallery():
+    @route(app, "/v1/gallery")
+    async def gallery(request):
         return service.gallery().summary()
 
-    @app.post("/v1/gallery/{name}")
-    async def enroll(name: str, request: Request):
+    @route(app, "/v1/gallery/{name}", "POST")
+    async def enroll(request):
+        name = request.path_params["name"]
         service.check_token(request.headers.get("authorization"))
         store_name = check_name(name)
         store = service.gallery()
@@ -210,15 +233,17 @@ def _gallery_routes(app: FastAPI, service: Service) -> None:
                    limits.max_pixels)
         return await _change(service, lambda: store.enroll(store_name, blobs, formats))
 
-    @app.delete("/v1/gallery/{name}")
-    async def remove(name: str, request: Request):
+    @route(app, "/v1/gallery/{name}", "DELETE")
+    async def remove(request):
+        name = request.path_params["name"]
         service.check_token(request.headers.get("authorization"))
         check_name(name)
         store = service.gallery()
         return await _change(service, lambda: store.remove(name))
 
-    @app.get("/v1/gallery/{name}/thumbnail")
-    async def thumbnail(name: str):
+    @route(app, "/v1/gallery/{name}/thumbnail")
+    async def thumbnail(request):
+        name = request.path_params["name"]
         path = service.gallery().first_image(check_name(name))
         try:
             with Image.open(path) as img:
@@ -247,28 +272,28 @@ def _plain_routes(app: FastAPI, service: Service) -> None:
              for path, (name, kind) in PAGES.items()}
 
     for path in pages:
-        @app.get(path, include_in_schema=False)
-        async def page(request: Request):
+        @route(app, path)
+        async def page(request):
             body, kind = pages[request.url.path]
             return Response(body, media_type=kind)
 
-    @app.get("/healthz")
-    async def healthz():
+    @route(app, "/healthz")
+    async def healthz(request):
         return {"status": "alive"}
 
-    @app.get("/readyz")
-    async def readyz():
+    @route(app, "/readyz")
+    async def readyz(request):
         if not service.ready:
             return error(503, "warming up")
         return {"status": "ready"}
 
-    @app.get("/metrics")
-    async def metrics():
+    @route(app, "/metrics")
+    async def metrics(request):
         return PlainTextResponse(service.metrics.render(),
                                  media_type="text/plain; version=0.0.4")
 
-    @app.get("/v1/info")
-    async def info():
+    @route(app, "/v1/info")
+    async def info(request):
         spec = engine.spec
         return {"export": engine.export_id, "export_dir": str(engine.export_dir),
                 "kind": engine.meta["kind"], "runtime": engine.runtime,
