@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..service.app import MISSING, create_app
 from ..service.engine import Engine
 from ..service.gallery import GalleryStore
-from ..service.inputs import Limits, guard_pillow
+from ..service.inputs import Limits
 from ..service.state import LOOPBACK, Options, Service
 from .common import run, setup_logging
 
@@ -78,7 +78,6 @@ def check(args) -> None:
 def build(args):
     """The FastAPI app of these options (the export and gallery opened and checked)."""
     limits = Limits(int(args.max_body_mb * 2 ** 20), args.max_pixels, args.max_images)
-    guard_pillow(args.max_pixels)
     engine = Engine(args.export_dir, args.runtime, args.max_batch)
     store = GalleryStore(args.gallery, engine, args.far) if args.gallery else None
     options = Options(args.max_batch, args.max_wait_ms, args.queue, args.timeout, args.grace,

@@ -75,12 +75,18 @@ def image_format(data: bytes, name: str, max_pixels: int) -> str:
 
 def decode(data: bytes, name: str, size: Sequence[int], channels: int,
            max_pixels: int) -> np.ndarray:
-    """uint8 (H, W, C) of an encoded image, as training and predict decode it."""
-    image_format(data, name, max_pixels)
+    """uint8 (H, W, C) of an encoded image, as training and predict decode it (one opening:
+    the format and the pixel limit are checked from the header by Pillow itself, see
+    guard_pillow)."""
+    if not data:
+        raise ClientError(400, f"{name}: empty file")
     try:
-        return decode_bytes(data, size, channels, name)
-    except UserError as e:
-        raise ClientError(400, str(e).splitlines()[0][:200]) from None
+        return decode_bytes(data, size, channels, name, FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ClientError(413, f"{name}: image larger than {max_pixels} pixels") from None
+    except UserError:
+        raise ClientError(400, f"{name}: not a readable image in a format read here "
+                               f"({', '.join(FORMATS)})") from None
     except Exception:  # noqa: BLE001  a decoder failing on crafted bytes is still a bad image
         raise ClientError(400, f"{name}: cannot read image") from None
 

@@ -14,7 +14,7 @@ import numpy as np
 from .batcher import Batcher, Expired, Job, QueueFull
 from .engine import Engine
 from .gallery import GalleryStore
-from .inputs import ClientError, Limits
+from .inputs import ClientError, Limits, guard_pillow
 from .metrics import Metrics
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -47,6 +47,7 @@ class Service:
 
     def __init__(self, engine: Engine, store: Optional[GalleryStore], options: Options):
         self.engine, self.store, self.options = engine, store, options
+        guard_pillow(options.limits.max_pixels)  # process-wide: Pillow's own bomb guard
         gauges = {"siamese_queue_depth": ("Requests waiting for the model.",
                                           lambda: self.batcher.depth)}
         if store is not None:
