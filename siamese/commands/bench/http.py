@@ -31,6 +31,11 @@ from .loadgen import HOST, load, multipart, request, stage_means, stages
 from .serving import EMBEDDING, _branch
 
 CLIENTS = (1, 8, 32)
+SECTIONS = {"steps": "training steps, fit loop, inference",  # python -m siamese.bench --only
+            "serving": "float/fused/int8/ONNX exports",
+            "triplet": "mined-triplet step, new vs old",
+            "http": "the service under load and under attack, beside serving's figures",
+            "http-options": "the service's --max-batch / --max-wait-ms at 105x105"}
 
 
 def write_exports(size: int, out: Path) -> dict:
@@ -162,6 +167,34 @@ def collect_http(quick: bool, options: tuple = ()) -> dict:
     return out
 
 
+SWEEP = ((32, 0.0), (32, 1.0), (32, 4.0), (8, 0.0), (64, 0.0))  # (max batch, max wait ms)
+
+
+def sweep(quick: bool) -> dict:
+    """The 105x105 float service at 1 and 32 clients for several --max-batch / --max-wait-ms:
+    how the defaults were chosen."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_exports(105, Path(tmp))["float"]
+        for batch, wait in SWEEP:
+            r = served_load(folder, 105, quick, ("--max-batch", str(batch), "--max-wait-ms",
+                                                 str(wait)))
+            rows.append({"max_batch": batch, "max_wait_ms": wait, "levels": r["levels"]})
+    return {"size": 105, "kind": "float", "rows": rows}
+
+
+def sweep_table(r: dict) -> list:
+    if "http_sweep" not in r:
+        return []
+    lines = ["", "service options, 105^2 float (POST /v1/embed): requests/s and p50 ms",
+             f"{'max batch':>9} {'max wait':>8} " + " ".join(
+                 f"{c:>3} clients: req/s  p50 ms" for c in CLIENTS)]
+    for row in r["http_sweep"]["rows"]:
+        lines.append(f"{row['max_batch']:>9} {row['max_wait_ms']:>6}ms " + " ".join(
+            f"{lv['requests_per_s']:>18.0f} {lv['p50_ms']:>7.2f}" for lv in row["levels"]))
+    return lines
+
+
 def http_table(r: dict) -> list:
     if "http" not in r:
         return []
@@ -195,3 +228,17 @@ def http_table(r: dict) -> list:
                   f"{f.get('exit')}"]
         lines += [f"  {k}: {v}" for k, v in f["kinds"].items()]
     return lines
+
+
+def http_sections(only: str, quick: bool) -> dict:
+    """The sections of `python -m siamese.bench --only http|http-options` (never in `all`:
+    they need the serve extra)."""
+    if only == "http":
+        return {"http": collect_http(quick)}
+    if only == "http-options":
+        return {"http_sweep": sweep(quick)}
+    return {}
+
+
+def http_tables(r: dict) -> list:
+    return http_table(r) + sweep_table(r)
