@@ -225,3 +225,24 @@ def same_gallery(a, b) -> None:
     drop = {"updated"}
     assert {k: v for k, v in a.header.items() if k not in drop} == \
         {k: v for k, v in b.header.items() if k not in drop}
+
+
+def test_large_streamed_body_refused_while_read(served):
+    """Without Content-Length (chunked), the body is counted as it arrives: 413 past the
+    limit, and the service answers the next request as before."""
+    import http.client
+
+    server, _, root, _ = served
+
+    def chunks():
+        for _ in range(12 * 16):  # 12 MB, above the 10 MB default
+            yield b"x" * 65536
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("POST", "/v1/verify", body=chunks(), encode_chunked=True,
+                 headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 413 and b"larger than" in r.read()
+    conn.close()
+    left, right = pair(root)
+    assert server.call("POST", "/v1/verify", files={"left": left, "right": right})[0] == 200
