@@ -62,6 +62,7 @@ class GalleryStore:
         if not engine.embeds:
             raise UserError(f"{engine.export_dir}: a pair scorer has no embeddings to search")
         self.store = self.path.with_name(self.path.name + ".enrolled")
+        self._tidy()
         spec = engine.spec
         if far is None:
             self.threshold, self.source = float(spec["threshold"]), "the export's model.json"
@@ -70,6 +71,18 @@ class GalleryStore:
                                                    str(self.path))
             self.source = f"calibrated for FAR {far:g} (kept when the gallery changes)"
         self._state = (self.gallery, gallery_index(self.gallery, spec))
+
+    def _tidy(self) -> None:
+        """Remove uploads a change killed mid-way left behind (files the gallery does not
+        hold): the next enrolment would otherwise add them."""
+        if not self.store.is_dir():
+            return
+        known = set(self.gallery.digests)
+        for f in sorted(self.store.glob("*/*")):
+            if f.is_file() and hashlib.sha1(f.read_bytes()).hexdigest() not in known:
+                log.warning("%s: not in %s (an enrolment that did not finish), removed", f,
+                            self.path)
+                f.unlink()
 
     @property
     def probe_side(self) -> str:

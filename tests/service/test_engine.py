@@ -53,3 +53,18 @@ def test_every_export_kind_embeds_as_its_comparator(exports, kind):
         assert got.shape == (n, meta["embedding_size"])
         assert np.allclose(got, want[:n], atol=1e-4), (kind, n, np.abs(got - want[:n]).max())
     assert engine.export_id == engine.fingerprint[:16]
+
+
+def test_a_killed_enrolment_leaves_nothing_to_add_later(exports, tmp_path):
+    """Uploads written by an enrolment that never wrote the gallery are removed at start."""
+    from siamese.commands import gallery as gallery_cli
+    from siamese.service.gallery import GalleryStore
+
+    dirs, root = exports
+    path = tmp_path / "g.gallery"
+    assert gallery_cli.main(["build", str(dirs["float"]), str(root), "--out", str(path)]) == 0
+    stray = tmp_path / "g.gallery.enrolled" / "eve" / "0123.png"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes((root / "class0/000.png").read_bytes()[::-1])
+    store = GalleryStore(path, Engine(dirs["float"], max_batch=2))
+    assert not stray.exists() and "eve" not in store.gallery.identities
