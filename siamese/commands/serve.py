@@ -15,6 +15,7 @@ Needs the extra: pip install -e '.[serve]'.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -123,7 +124,8 @@ def main(argv=None) -> int:
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, note)
         server = uvicorn.Server(config)
-        server.run()
+        with contextlib.suppress(SystemExit):  # uvicorn exits 1 when it cannot bind
+            server.run()
         if not server.started:
             raise UserError(f"{args.host}:{args.port}: cannot listen there (in use, or not an "
                             f"address of this machine)")
