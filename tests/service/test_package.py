@@ -19,3 +19,14 @@ def test_static_files_are_package_data():
     assert {"static/index.html", "static/app.js", "static/style.css"} <= set(files)
     for f in files:
         assert any(fnmatch.fnmatch(f, pattern) for pattern in data), f
+
+
+def test_serve_refuses_bad_starts_with_exit_2(tmp_path, capsys):
+    from siamese.commands import main as console
+    from siamese.commands import serve
+
+    assert "serve" in console.TOOLS
+    assert serve.main([str(tmp_path / "missing")]) == 2
+    assert "model.json" in capsys.readouterr().err
+    assert serve.main([str(tmp_path), "--max-batch", "0"]) == 2
+    assert "--max-batch" in capsys.readouterr().err
