@@ -6,8 +6,10 @@ batches padded to a few static sizes), `batcher` (the one inference thread that 
 a bounded queue and dynamic batching), `inputs` (request bodies to decoded images, with every
 limit: size, pixels, formats), `gallery` (identify, enroll and remove against a gallery file,
 written atomically as `siamese.gallery add/remove` writes it), `metrics` (Prometheus text),
-`app` (the FastAPI application and its routes), `run` (uvicorn, signals, start-up checks),
-`static/` (the web page: HTML, JS, CSS, shipped as package data).
+`state` (what a running service holds; the one way a request reaches the model), `plumbing`
+(JSON errors, plain endpoints, the body limit and request metrics), `app` (the FastAPI
+application and its routes; uvicorn and signals are siamese.commands.serve), `static/` (the
+web page: HTML, JS, CSS, shipped as package data).
 May import: config, formats, data (decoding), scoring, identification. FastAPI, uvicorn and
 python-multipart are the optional extra `serve`.
 """

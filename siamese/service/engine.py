@@ -19,11 +19,11 @@ from typing import Callable, Dict, List, Sequence
 import mxnet as mx
 import numpy as np
 
+from ..config import EVAL_BATCH_SIZE as ENROLL_BATCH
 from ..data.views import get_view
 from ..errors import UserError
 from ..formats.bundle import file_key, fingerprint, load_symbol
 from ..formats.preprocess import CHANNELS, to_tensor
-from ..identification.enroll import BATCH as ENROLL_BATCH
 from ..scoring.bundles import open_blocks
 from ..scoring.comparator import Comparator
 from ..scoring.scores import decide, score_pairs
@@ -115,7 +115,7 @@ class Engine:
                 self.runs[role], blocks[role] = _onnx_runner(export_dir, meta, role,
                                                              len(arch.roles) == 1)
         # enrolment embeds as `siamese.gallery add` does (the blocks open_blocks loaded, in
-        # batches of its BATCH), so both write the same gallery
+        # batches of config.EVAL_BATCH_SIZE), so both write the same gallery
         self.comparator = Comparator(arch, blocks, self.spec, self.mean, self.std, ENROLL_BATCH,
                                      mx.cpu(), self.right_view)
 

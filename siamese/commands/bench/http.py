@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ...export.optimize import BACKEND, float_graph, fuse, quantize, save_graph
+from ...export.optimize import float_graph, save_graph
+from ...export.rewrites import BACKEND, fuse, quantize
 from ...formats.bundle import FORMAT
 from .faults import fault_run
 from .loadgen import HOST, load, multipart, request, stage_means, stages
@@ -43,7 +44,7 @@ def write_exports(size: int, out: Path) -> dict:
     rng = np.random.default_rng(0)
     x256 = rng.normal(size=(256, 1, size, size)).astype(np.float32)
     sym, args, aux = float_graph(_branch(size), x256[:1], out)
-    graphs = {"float": (sym, args, aux), "fused": fuse(sym, args, aux, None, "")[:3],
+    graphs = {"float": (sym, args, aux), "fused": fuse(sym, args, aux)[:3],
               "int8": quantize(sym, args, aux, x256, "naive")[:3]}
     meta = {"format": FORMAT, "architecture": "siamese", "kind": "branch",
             "input": {"name": "data", "names": ["data"], "layout": "NCHW",
