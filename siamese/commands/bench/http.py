@@ -144,6 +144,14 @@ def served_load(export_dir: Path, size: int, quick: bool, options: tuple) -> dic
         raise
 
 
+def floor(server: Served, quick: bool) -> list:
+    """`GET /healthz` (no body, no model) at 1 and 32 clients: what the HTTP stack alone costs
+    on this machine, with this client."""
+    data = request("GET", "/healthz")
+    return [load(server.port, lambda i: (data, lambda status, _: status == 200), clients,
+                 1000 if quick else 3000, 30) for clients in (1, 32)]
+
+
 def collect_http(quick: bool, options: tuple = ()) -> dict:
     """Offline and served figures of float, fused and int8 at 32x32 and 105x105, then the
     fault run."""
@@ -162,6 +170,7 @@ def collect_http(quick: bool, options: tuple = ()) -> dict:
             if size == 32:
                 server = Served(dirs["float"], *options)
                 try:
+                    out["floor"] = floor(server, quick)
                     out["faults"] = fault_run(server, png(32), 200 if quick else 1000)
                 finally:
                     out["faults"]["exit"] = server.stop()
@@ -220,6 +229,9 @@ def http_table(r: dict) -> list:
                     f"{lv['requests_per_s'] / rate:>9.2f}  " + "/".join(
                         f"{st.get(s, 0):.2f}" for s in ("read", "decode", "queue", "model")))
     lines.append(f"requests under load: {total}, errors: {errors}")
+    for lv in h.get("floor", []):
+        lines.append(f"GET /healthz (the HTTP stack alone), {lv['clients']} clients: "
+                     f"{lv['requests_per_s']:.0f} req/s, p50 {lv['p50_ms']:.2f} ms")
     f = h.get("faults")
     if f:
         lines += ["", f"fault run on the 32^2 float service: {f['bad']} malformed requests "
