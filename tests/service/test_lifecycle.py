@@ -89,3 +89,44 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(slow_server):
     assert out and out[0][0] == 200 and "score" in out[0][2]
     assert server.proc.wait(30) == 0
     assert "stopped (SIGTERM)" in server.log.read_text()
+
+
+def test_sigterm_during_an_enrolment_writes_it_whole(trained_run, tmp_path):
+    """SIGTERM while an enrolment is in flight: it is answered, the gallery file holds it, and
+    the file is a whole gallery (never a torn one)."""
+    import io
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from conftest import ROOT
+    from siamese.formats.gallery import read_gallery
+
+    run_dir, root, _ = trained_run
+    gallery = tmp_path / "g.gallery"
+    subprocess.run([sys.executable, "-m", "siamese.gallery", "build", str(run_dir / "export"),
+                    str(root), "--out", str(gallery)], check=True, cwd=ROOT,
+                   capture_output=True)
+    before = read_gallery(gallery)
+    server = Server([run_dir / "export", "--gallery", gallery], tmp_path / "server.log")
+    rng = np.random.default_rng(3)
+    blobs = []
+    for _ in range(40):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)).save(buf, "PNG")
+        blobs.append(buf.getvalue())
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(server.call(
+        "POST", "/v1/gallery/late", files={"images": blobs})))
+    t.start()
+    time.sleep(0.15)
+    server.proc.send_signal(signal.SIGTERM)
+    t.join(60)
+    assert server.proc.wait(30) == 0
+    after = read_gallery(gallery)  # a torn file would fail its checksum here
+    if out and out[0][0] == 200:
+        assert after.counts()["late"] == 40 and len(after.paths) == len(before.paths) + 40
+    else:  # refused before it started: nothing changed
+        assert after.paths == before.paths
