@@ -99,9 +99,9 @@ def test_sigterm_during_an_enrolment_writes_it_whole(trained_run, tmp_path):
     import sys
 
     import numpy as np
+    from conftest import ROOT
     from PIL import Image
 
-    from conftest import ROOT
     from siamese.formats.gallery import read_gallery
 
     run_dir, root, _ = trained_run
