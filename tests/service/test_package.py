@@ -22,6 +22,10 @@ def test_static_files_are_package_data():
 
 
 def test_serve_refuses_bad_starts_with_exit_2(tmp_path, capsys):
+    from conftest import extra
+
+    extra("fastapi")
+    extra("uvicorn")
     from siamese.commands import main as console
     from siamese.commands import serve
 
