@@ -99,3 +99,28 @@ def trained_run(tmp_path_factory):
     cfg = write_config(tmp / "tiny.yaml", root)
     assert train.main([str(cfg), "--run-dir", str(tmp / "run")]) == 0
     return tmp / "run", root, cfg
+
+
+@pytest.fixture(scope="session")
+def served(trained_run, tmp_path_factory):
+    """The real service (tests/service): (Server with --gallery, export dir, image root, gallery
+    file), started once over a gallery built by `python -m siamese.gallery build`."""
+    import shutil
+    import subprocess
+
+    extra("fastapi")
+    extra("uvicorn")
+    extra("multipart")
+    sys.path.insert(0, str(ROOT / "tests" / "service"))
+    from service_client import Server
+
+    run_dir, root, _ = trained_run
+    tmp = tmp_path_factory.mktemp("served")
+    gallery = tmp / "people.gallery"
+    subprocess.run([sys.executable, "-m", "siamese.gallery", "build", str(run_dir / "export"),
+                    str(root), "--out", str(gallery)], check=True, cwd=ROOT,
+                   capture_output=True)
+    shutil.copy(gallery, tmp / "original.gallery")
+    server = Server([run_dir / "export", "--gallery", gallery], tmp / "server.log")
+    yield server, run_dir / "export", root, gallery
+    server.stop()

@@ -15,7 +15,7 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "siamese"
 SUBPACKAGES = ("config", "formats", "data", "models", "losses", "scoring", "identification",
-               "eval", "train", "export", "commands")
+               "eval", "train", "export", "service", "commands")
 # What each room may import from the package, besides itself, `siamese.errors` and the package
 # root (`siamese.__version__`): a room, or one module of a room ("losses.distances"). The
 # commands may import anything; nothing imports them but the aliases at the root.
@@ -31,6 +31,7 @@ MAY_IMPORT = {
     "eval": {"config", "formats", "data", "scoring", "identification"},
     "train": {"config", "formats", "data", "models", "losses", "scoring", "eval"},
     "export": {"config", "formats", "data", "models", "scoring", "eval"},
+    "service": {"config", "formats", "data", "scoring", "identification"},
 }
 FRONT_DOOR_ROOMS = {"commands"}
 # `python -m siamese.export`: an alias of the export command that must live inside the room.

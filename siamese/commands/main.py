@@ -7,6 +7,7 @@
     siamese gallery build|add|remove|query|...      = python -m siamese.gallery ...
     siamese pack IMAGE_DIR --out NAME               = python -m siamese.pack ...
     siamese launch --workers 2 train.py CONFIG      = python -m siamese.launch ...
+    siamese serve EXPORT_DIR [--gallery FILE]       = python -m siamese.serve ...
     siamese bench [--quick] [--only ...]            = python -m siamese.bench ...
 
 One command rather than a script per tool: one name to install and to remember, one
@@ -20,7 +21,7 @@ import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
 from . import eval as eval_tool
-from . import export, gallery, launch, pack, predict, train
+from . import export, gallery, launch, pack, predict, serve, train
 from .bench import training as bench
 
 # name -> (main(argv) -> exit status, one line for `siamese --help`)
@@ -32,6 +33,7 @@ TOOLS: Dict[str, Tuple[Callable[[Optional[List[str]]], int], str]] = {
     "gallery": (gallery.main, "enroll identities, identify probes, open-set thresholds"),
     "pack": (pack.main, "an MXNet RecordIO pack of an image folder"),
     "launch": (launch.main, "distributed training (parameter server) on one machine"),
+    "serve": (serve.main, "serve an export over HTTP: verify, embed, identify, a web page"),
     "bench": (bench.main, "training and serving speed on this machine"),
 }
 

@@ -58,11 +58,12 @@ def load_image(path: str | Path, size: Sequence[int], channels: int) -> np.ndarr
         raise UserError(f"{path}: cannot read image ({e})") from None
 
 
-def decode_bytes(data: bytes, size: Sequence[int], channels: int, name: str) -> np.ndarray:
-    """`load_image` for an encoded image held in memory (a pack's record); `name` is named in
-    the UserError."""
+def decode_bytes(data: bytes, size: Sequence[int], channels: int, name: str,
+                 formats: Sequence[str] | None = None) -> np.ndarray:
+    """`load_image` for an encoded image held in memory (a pack's record, an upload); `name`
+    is named in the UserError; `formats` (Pillow's names) limits what is opened."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data), formats=formats) as img:
             return _convert(img, size, channels)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
         raise UserError(f"{name}: cannot read image ({e})") from None

@@ -1,4 +1,4 @@
-"""python -m siamese.bench [--quick] [--out bench.json] [--only steps|serving|triplet]
+"""python -m siamese.bench [--quick] [--out bench.json] [--only SECTION]
 
 Speed of the default `convnet` branch on this machine, against the measured matrix-multiply
 ceiling (the better of MXNet's dot and oneDNN's inner product): training step (twice/concat,
@@ -40,6 +40,7 @@ from ...train.step import TrainStep
 from ...train.trainer import build_trainer
 from ...train.validation import validate
 from .baselines import PlainCheckStep
+from .http import SECTIONS, http_sections, http_tables
 from .serving import alternating, serving, serving_table, triplet_step, triplet_table
 
 SIZES = {32: 128, 105: 32}  # image side -> batch of pairs
@@ -181,6 +182,7 @@ def collect(quick: bool, only: str = "all") -> dict:
         r["triplet_step"] = in_subprocess(["triplet", quick])
     if only in ("all", "steps"):
         r.update(collect_steps(quick))
+    r.update(http_sections(only, quick))  # needs the serve extra: only when asked for
     return r
 
 
@@ -237,7 +239,7 @@ def _machine() -> dict:
 def table(r: dict) -> str:
     lines = [f"machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, "
              f"OMP_NUM_THREADS={r['machine']['omp_num_threads']}"]
-    lines += serving_table(r) + triplet_table(r)
+    lines += serving_table(r) + triplet_table(r) + http_tables(r)
     if "training_step" in r:
         lines += ["", steps_table(r)]
     return "\n".join(lines)
@@ -276,9 +278,8 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer and shorter windows (< 2 min)")
     p.add_argument("--out", type=Path, default=Path("bench.json"))
-    p.add_argument("--only", choices=("all", "steps", "serving", "triplet"), default="all",
-                   help="one section: steps (training steps, fit loop, inference), serving "
-                   "(float/fused/int8/ONNX exports), triplet (mined-triplet step, new vs old)")
+    p.add_argument("--only", choices=("all", *SECTIONS), default="all", help="one section: "
+                   + "; ".join(f"{k} ({v})" for k, v in SECTIONS.items()))
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: one measurement, JSON out
     args = p.parse_args(argv)
     if args.one:
