@@ -55,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    metavar="RULE", help="--n-way: also episodes whose N classes all come from "
                    "one group (as Lake's Omniglot runs): the run's data.groups, or name "
                    "(folder name up to its last underscore) or csv (groups.csv under --root)")
+    p.add_argument("--tta", type=int, default=0, metavar="K",
+                   help="test-time averaging for --n-way and --episode-file: each "
+                        "embedding the mean over the image and its copies shifted by K pixels")
     p.add_argument("--far", type=rates, default=[], metavar="RATE[,RATE...]",
                    help="report the threshold reaching each target false accept rate on the "
                         "validation pairs, and the TAR/FAR it gives on the scored pairs")
@@ -89,6 +92,8 @@ def main(argv=None) -> int:
         setup_logging()
         if args.shots < 1 or args.episodes < 1:
             raise UserError("--shots and --episodes must be at least 1")
+        if args.tta < 0:
+            raise UserError("--tta: a shift in pixels, 0 or more")
         if args.within_group and not args.n_way:
             raise UserError("--within-group: goes with --n-way N")
         if not 0.0 < args.unknown_fraction < 1.0:
@@ -100,7 +105,8 @@ def main(argv=None) -> int:
                           episode_file=args.episode_file, plot_embeddings=args.plot_embeddings,
                           retrieval=args.retrieval, open_set=args.open_set,
                           unknown_fraction=args.unknown_fraction, index=args.index,
-                          progress=sys.stderr.isatty(), within_group=args.within_group)
+                          progress=sys.stderr.isatty(), within_group=args.within_group,
+                          tta=args.tta)
         report, pictures, model = build_report(args.target, request)
         out = args.out or args.target / "eval.json"
         write_outputs(report, pictures, model, out)

@@ -36,6 +36,7 @@ from .metrics import (
     verification,
 )
 from .oneshot import n_way_accuracy
+from .tta import averaged
 from .within import group_rule, image_groups
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Model:
     meta: dict
     export_dir: Path
     run_dir: Optional[Path]
+    tta: int = 0  # eval.py --tta K: embeddings averaged over shifts of K pixels (eval.tta)
 
     def load_files(self, root: Path, paths: Sequence[str], progress: bool) -> np.ndarray:
         """uint8 images (len(paths), H, W, C) of image files, decoded as model.json says."""
@@ -65,8 +67,9 @@ class Model:
         c = self.comparator
         if not c.embeds:
             return lambda a, b: c.score(images, a, b, progress)
-        left = c.embed_side(images, "left", progress)
-        right = left if c.same_embedding else c.embed_side(images, "right", progress)
+        left = averaged(lambda x: c.embed_side(x, "left", progress), images, self.tta)
+        right = left if c.same_embedding else \
+            averaged(lambda x: c.embed_side(x, "right", progress), images, self.tta)
         return lambda a, b: score_pairs(c.spec, left[a], right[b])
 
     @property
@@ -215,6 +218,7 @@ class Request:
     index: str = "auto"
     progress: bool = False
     within_group: Optional[str] = None  # "run" (the run's data.groups), "name" or "csv"
+    tta: int = 0  # shift of test-time averaging in pixels (0 = none)
 
 
 def _defaults(model: Model, target: Path, r: Request) -> Request:
@@ -251,6 +255,7 @@ def build_report(target: Path, request: Request) -> tuple:
     """
     start = time.perf_counter()
     model = open_model(target)
+    model.tta = request.tta
     r = _defaults(model, target, request)
     report: Dict[str, object] = {"model": str(model.export_dir)}
     pictures: Dict[str, tuple] = {}

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import make_folder, write_config
 
+import eval as eval_cli
 import train
 
 pytestmark = pytest.mark.slow
@@ -45,3 +46,15 @@ def test_best_epoch_by_within_group_n_way_accuracy(tmp_path):
 def test_select_last_keeps_the_last_epoch(tmp_path):
     rows, metrics = run(tmp_path, "last", select="last")
     assert metrics["best_epoch"] == 4 and "val_nway" not in rows[0]
+
+
+def test_eval_reports_mixed_and_within_group_episodes(tmp_path, capsys):
+    run(tmp_path, "ev", select="nway:2")
+    out = tmp_path / "ev.json"
+    assert eval_cli.main([str(tmp_path / "ev"), "--n-way", "2", "--within-group",
+                          "--episodes", "40", "--tta", "1", "--out", str(out)]) == 0
+    two = json.loads(out.read_text())["n_way"]["2"]
+    assert two["within_group"]["groups"] == 4 and two["within_group"]["rule"] == "csv"
+    assert 0.0 <= two["within_group"]["accuracy"] <= 1.0 <= two["n_classes"]
+    assert "within one group" in capsys.readouterr().out
+    assert eval_cli.main([str(tmp_path / "ev"), "--within-group"]) == 2  # needs --n-way
