@@ -52,8 +52,11 @@ class TrainSet:
     def take(self, images, rows: np.ndarray) -> np.ndarray:
         """uint8 (len(rows), H, W, C) images of example rows, turned as they say."""
         rows = np.asarray(rows).reshape(-1)
-        raw = np.array(images[self.index[rows]])
+        raw = images[self.index[rows]]
         turns = self.turns[rows]
+        if not turns.any():
+            return raw
+        raw = np.array(raw)  # a copy of our own to turn in place
         for t in np.unique(turns[turns > 0]):
             pick = turns == t
             chunk = raw[pick][:, :, ::-1] if t >= 4 else raw[pick]
