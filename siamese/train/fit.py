@@ -38,7 +38,7 @@ from .curves import try_plot_curves
 from .distributed import params_digest
 from .engine import Parts, build
 from .resume import read_log, truncate_log
-from .select import judge
+from .select import check_select, judge
 from .signals import StopOnSignal
 from .state import NONFINITE, State
 from .step import NonFiniteStep
@@ -232,6 +232,7 @@ def fit(cfg: Config, run: RunDir, progress: bool = False,
     write_text(run.config, to_yaml(cfg))
     parts = build(cfg, progress, open_board(cfg.log.tensorboard, run.tensorboard,
                                             cfg.log.tensorboard_every))
+    check_select(parts)  # train.select: nway:N can be scored on the validation split
     write_sharing_map(parts, run)
     state = start(parts, run, resume)
     policy = NONFINITE[cfg.train.nonfinite](cfg.train.max_skipped_batches)

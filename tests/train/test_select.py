@@ -58,3 +58,13 @@ def test_eval_reports_mixed_and_within_group_episodes(tmp_path, capsys):
     assert 0.0 <= two["within_group"]["accuracy"] <= 1.0 <= two["n_classes"]
     assert "within one group" in capsys.readouterr().out
     assert eval_cli.main([str(tmp_path / "ev"), "--within-group"]) == 2  # needs --n-way
+
+
+def test_nway_selection_needs_enough_validation_classes_in_one_group(tmp_path):
+    root = grouped_folder(tmp_path)
+    cfg = write_config(tmp_path / "bad.yaml", root,
+                       data={"split": "group", "groups": "csv", "val_fraction": 0.2,
+                             "test_fraction": 0.2},
+                       train={"select": "nway:3", "epochs": 1})
+    assert train.main([str(cfg), "--run-dir", str(tmp_path / "bad")]) == 2  # groups of 2
+    assert not (tmp_path / "bad" / "log.jsonl").exists()
