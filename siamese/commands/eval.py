@@ -3,6 +3,7 @@
     python eval.py RUN_DIR                                  # the run's own test pairs
     python eval.py RUN_DIR_OR_EXPORT_DIR --pairs FILE --root DIR [--out report.json]
     python eval.py RUN_DIR_OR_EXPORT_DIR --n-way 5,20 --root DIR [--episodes 1000] [--shots 1]
+    python eval.py RUN_DIR --n-way 20 --classes val --within-group   # episodes in one group
     python eval.py RUN_DIR --far 0.01,0.001      # thresholds for target false accept rates,
                                                  # chosen on the run's validation pairs
     python eval.py RUN_DIR_OR_EXPORT_DIR --episode-file data/omniglot/runs   # fixed episodes
@@ -50,6 +51,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--classes", choices=("all", "unseen", "val", "test"), default="all",
                    help="--n-way on all class folders, on classes the run never trained on, "
                         "or on its validation or test classes only (data.split: class)")
+    p.add_argument("--within-group", nargs="?", const="run", choices=("run", "name", "csv"),
+                   metavar="RULE", help="--n-way: also episodes whose N classes all come from "
+                   "one group (as Lake's Omniglot runs): the run's data.groups, or name "
+                   "(folder name up to its last underscore) or csv (groups.csv under --root)")
+    p.add_argument("--tta", type=int, default=0, metavar="K",
+                   help="test-time averaging for --n-way and --episode-file: each "
+                        "embedding the mean over the image and its copies shifted by K pixels")
     p.add_argument("--far", type=rates, default=[], metavar="RATE[,RATE...]",
                    help="report the threshold reaching each target false accept rate on the "
                         "validation pairs, and the TAR/FAR it gives on the scored pairs")
@@ -84,6 +92,10 @@ def main(argv=None) -> int:
         setup_logging()
         if args.shots < 1 or args.episodes < 1:
             raise UserError("--shots and --episodes must be at least 1")
+        if args.tta < 0:
+            raise UserError("--tta: a shift in pixels, 0 or more")
+        if args.within_group and not args.n_way:
+            raise UserError("--within-group: goes with --n-way N")
         if not 0.0 < args.unknown_fraction < 1.0:
             raise UserError("--unknown-fraction must be in (0, 1)")
         request = Request(pairs=args.pairs, root=args.root, ways=args.n_way, shots=args.shots,
@@ -93,7 +105,8 @@ def main(argv=None) -> int:
                           episode_file=args.episode_file, plot_embeddings=args.plot_embeddings,
                           retrieval=args.retrieval, open_set=args.open_set,
                           unknown_fraction=args.unknown_fraction, index=args.index,
-                          progress=sys.stderr.isatty())
+                          progress=sys.stderr.isatty(), within_group=args.within_group,
+                          tta=args.tta)
         report, pictures, model = build_report(args.target, request)
         out = args.out or args.target / "eval.json"
         write_outputs(report, pictures, model, out)

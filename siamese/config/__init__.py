@@ -6,7 +6,7 @@ May import: `siamese.errors` only. Never mxnet: a config is checked before anyth
 """
 
 from .load import from_dict, load_config, to_dict
-from .rules import INIT_ARGS, parse_init, parse_threshold_rule
+from .rules import INIT_ARGS, parse_init, parse_select, parse_threshold_rule
 from .schema import (
     EVAL_BATCH_SIZE,
     Config,
@@ -23,4 +23,5 @@ from .typed import apply_overrides, read_yaml, to_yaml
 __all__ = ["EVAL_BATCH_SIZE", "Config", "DataConfig", "EvalConfig", "ExportConfig", "INIT_ARGS",
            "LogConfig",
            "LossConfig", "ModelConfig", "TrainConfig", "apply_overrides", "from_dict",
-           "load_config", "parse_init", "parse_threshold_rule", "read_yaml", "to_dict", "to_yaml"]
+           "load_config", "parse_init", "parse_select", "parse_threshold_rule", "read_yaml",
+           "to_dict", "to_yaml"]

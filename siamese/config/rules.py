@@ -71,9 +71,39 @@ def parse_threshold_rule(text: str) -> tuple:
                     f"far:0.001, got {text!r}")
 
 
+def parse_select(text: str) -> tuple:
+    """`auc` -> ("auc", 0); `last` -> ("last", 0); `nway:20` -> ("nway", 20). UserError."""
+    if text in ("auc", "last"):
+        return text, 0
+    m = re.fullmatch(r"nway:(\d+)", text or "")
+    if m and int(m.group(1)) >= 2:
+        return "nway", int(m.group(1))
+    raise UserError(f"train.select: expected auc, last or nway:N (N >= 2, e.g. nway:20), "
+                    f"got {text!r}")
+
+
+def check_groups(cfg: Config) -> None:
+    """data.split: group, data.group_batches, data.train_on and train.select together."""
+    d = cfg.data
+    select, _ = parse_select(cfg.train.select)
+    if d.split == "group" and d.groups == "none":
+        raise UserError("data.split: group holds whole groups out; set data.groups: name or csv")
+    if d.group_batches > 0 and (d.groups == "none" or d.sampler != "pk"):
+        raise UserError("data.group_batches: draws P x K batches from one group; needs "
+                        "data.groups (name or csv) and data.sampler: pk")
+    if d.train_on == "all" and select != "last":
+        raise UserError(f"data.train_on: all trains on the validation images too, so "
+                        f"validation cannot choose the epoch; set train.select: last (not "
+                        f"{cfg.train.select}) and fix train.epochs on a validation run")
+    if d.mirror_classes and not d.rotate_classes:
+        raise UserError("data.mirror_classes: goes with data.rotate_classes (e.g. [90, 180, "
+                        "270])")
+
+
 def check(cfg: Config) -> None:
     """Rules that involve more than one field."""
     parse_threshold_rule(cfg.eval.threshold)
+    check_groups(cfg)
     loss, d = cfg.loss, cfg.data
     if loss.mining != "none" and d.sampler != "pk":
         raise UserError(f"loss.mining: {loss.mining} mines inside P x K batches; set "
@@ -95,6 +125,9 @@ def check(cfg: Config) -> None:
         raise UserError(f"loss.name: {loss.name} needs model.architecture: siamese (every image "
                         f"through one branch), not {arch}")
     parse_init(cfg.model.init)
+    if cfg.model.decoder != "none" and cfg.model.stem_stride != 1:
+        raise UserError("model.stem_stride: the decoder mirrors a stride-1 branch; leave "
+                        "model.stem_stride: 1 with model.decoder")
     if cfg.model.decoder != "none" and arch != "siamese":
         raise UserError(f"model.decoder: needs model.architecture: siamese, not {arch}")
     if loss.name == "none" and cfg.model.decoder == "none":
@@ -103,9 +136,10 @@ def check(cfg: Config) -> None:
     if loss.name == "none" and d.sampler != "pairs":
         raise UserError("data.sampler: reconstruction-only training (loss.name: none) draws "
                         "images, not P x K batches; leave data.sampler: pairs")
-    if cfg.model.widths and cfg.model.branch != "convnet":
-        raise UserError(f"model.widths: only for model.branch: convnet, not "
-                        f"{cfg.model.branch}")
+    for key in ("widths", "stem_stride"):
+        if getattr(cfg.model, key) not in ([], 1) and cfg.model.branch != "convnet":
+            raise UserError(f"model.{key}: only for model.branch: convnet, not "
+                            f"{cfg.model.branch}")
     if cfg.model.share and arch != "pseudo_siamese":
         raise UserError(f"model.share: only for model.architecture: pseudo_siamese ({arch} "
                         f"{'shares everything' if arch == 'siamese' else 'has one network'})")

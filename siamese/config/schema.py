@@ -31,8 +31,25 @@ class DataConfig:
                         "$XDG_CACHE_HOME/siamese, else ~/.cache/siamese)")
     workers: int = _f(0, "processes that decode and augment training batches while the "
                       "network trains (0 = in the training process)", min=0, max=64)
-    split: Literal["image", "class"] = _f(
-        "image", "image: classes shared, images disjoint; class: val/test classes unseen"
+    split: Literal["image", "class", "group"] = _f(
+        "image", "image: classes shared, images disjoint; class: val/test classes unseen; "
+        "group: val/test classes from groups (data.groups) training never saw"
+    )
+    groups: Literal["none", "name", "csv"] = _f(
+        "none", "groups of classes: none; name (a class folder's name up to its last "
+        "underscore, Omniglot's alphabet); csv (groups.csv beside the class folders, header "
+        "class,group)"
+    )
+    group_batches: float = _f(0.0, "data.sampler: pk: share of batches whose P classes all "
+                              "come from one group (negatives from the same group)",
+                              min=0.0, max=1.0)
+    rotate_classes: List[int] = _f([], "training classes' rotations by these angles (90, 180, "
+                                   "270) as new classes, e.g. [90, 180, 270] ([] = none)")
+    mirror_classes: bool = _f(False, "with rotate_classes: mirror images (and their "
+                              "rotations) as new classes too")
+    train_on: Literal["split", "all"] = _f(
+        "split", "split: train on the training split; all: on every image (the final model, "
+        "once the recipe and epochs are fixed on validation; needs train.select: last)"
     )
     val_fraction: float = _f(0.15, "share of each class's images (or of classes) for validation",
                              min=0.0, max=0.9)
@@ -87,6 +104,8 @@ class ModelConfig:
     embedding_size: int = _f(128, "length of the embedding vector", min=1)
     widths: List[int] = _f([], "convnet: channels of its convolutions, one block each, e.g. "
                            "[64, 128, 256] ([] = the branch's own, [32, 64, 128])", min=1)
+    stem_stride: int = _f(1, "convnet: stride of its first convolution (2 = a larger input at "
+                          "about the cost of a half-size one)", min=1, max=4)
     forward_mode: Literal["twice", "concat"] = _f(
         "concat", "twice: call the branch per side; concat: one batch of 2B, split"
     )
@@ -143,6 +162,11 @@ class TrainConfig:
     warmup_epochs: float = _f(0.0, "linear warm-up from 0 to lr over this many epochs", min=0.0)
     patience: int = _f(0, "early stopping: stop after this many epochs without a better "
                        "validation AUC (0 = never)", min=0)
+    select: str = _f("auc", "the epoch kept: auc (best validation AUC), nway:N (best "
+                     "validation N-way 1-shot accuracy, episodes within one group where "
+                     "data.groups has them) or last")
+    select_episodes: int = _f(1000, "train.select: nway:N: validation episodes per epoch "
+                              "(the same every epoch)", min=10)
     eval_batch_size: int = _f(EVAL_BATCH_SIZE, "images per embedding batch in evaluation", min=1)
     kvstore: Literal["device", "local", "dist_sync", "dist_device_sync"] = _f(
         "device", "gradients summed over devices (device | local) or machines (dist_*)"

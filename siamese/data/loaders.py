@@ -118,8 +118,8 @@ class ExampleBatches(BatchSource):
         """numpy arrays of one batch: `n_inputs` images (B, C, H, W), then the targets."""
         cols, targets = self.columns(np.asarray(rows))
         n, k = len(cols), self.n_inputs
-        sides = self.index[cols.T.reshape(-1)]  # (k * B,): side 1 of every example, side 2...
-        raw = self.data.images[sides]
+        # (k * B,) images: side 1 of every example, side 2... (turned: data.rotate_classes)
+        raw = self.data.training().take(self.data.images, cols.T.reshape(-1))
         if k == 2 and self.data.right_view != "none":
             raw[n:] = get_view(self.data.right_view)(raw[n:])  # the right image of every pair
         x = to_tensor(self.augment(raw, rng), self.data.mean, self.data.std)
@@ -152,7 +152,7 @@ class PairBatches(ExampleBatches):
     unit = "pairs"
 
     def new_sampler(self) -> PairSampler:
-        return PairSampler(self.data.folder.labels[self.index], "train")
+        return self.data.training().sampler()  # rotation classes, same-group batches
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.sampler.sample(n, rng)
@@ -204,7 +204,7 @@ class PKBatches(BatchSource):
                         "batches", len(count) - usable)
 
     def new_sampler(self) -> PairSampler:
-        return PairSampler(self.data.folder.labels[self.index], "train")
+        return self.data.training().sampler()  # rotation classes, same-group batches
 
     def rows(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
         """This worker's batch rows (batches, P * K) of one epoch."""
@@ -214,8 +214,8 @@ class PKBatches(BatchSource):
 
     def batch_arrays(self, row, rng: np.random.Generator) -> tuple:
         """(x (PK, C, H, W), class labels (PK,), image ids (PK,)) of one batch row."""
-        x = to_tensor(self.augment(self.data.images[self.index[row]], rng), self.data.mean,
-                      self.data.std)
+        x = to_tensor(self.augment(self.data.training().take(self.data.images, row), rng),
+                      self.data.mean, self.data.std)
         return x, self.sampler.labels[row].astype(np.float32), row.astype(np.float32)
 
     def loader(self, epoch: int):

@@ -15,10 +15,12 @@ import numpy as np
 
 from ..errors import UserError
 from .folder import ImageFolder
+from .groups import class_groups
 from .sampling import PairSampler
 from .sources import scan_source
 from .splits import labeled_subset, split_indices
 from .storage import Stored, store
+from .trainset import TrainSet, train_set
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,21 @@ class PairData:
     digests: Optional[List[str]] = None
     storage: Optional[dict] = None
     workers: int = 0  # data.workers: processes decoding and augmenting training batches
+    groups: Optional[np.ndarray] = None  # data.groups: group id of each class, or None
+    group_names: Optional[List[str]] = None
+    train: Optional[TrainSet] = None  # the training examples (rotation classes included)
+
+    def training(self) -> TrainSet:
+        """The training examples: `train`, or the training split as it is."""
+        if self.train is None:
+            index = self.splits["train"]
+            self.train = TrainSet(index, self.folder.labels[index], np.zeros(len(index), int),
+                                  classes=len(self.folder.classes))
+        return self.train
+
+    def image_groups(self, index: np.ndarray) -> Optional[np.ndarray]:
+        """The group of each image of `index`, or None without data.groups."""
+        return None if self.groups is None else self.groups[self.folder.labels[index]]
 
 
 def prepare(cfg, seed: int, progress: bool = False, unlabelled_ok: bool = False) -> PairData:
@@ -63,7 +80,11 @@ def prepare(cfg, seed: int, progress: bool = False, unlabelled_ok: bool = False)
     folder = drop_bad_images(folder, stored, cfg)
     images = folder.images
     assert images is not None
-    splits = split_indices(folder.labels, cfg.split, cfg.val_fraction, cfg.test_fraction, seed)
+    groups, group_names = class_groups(cfg.groups, cfg.root, folder.classes)
+    splits = split_indices(folder.labels, cfg.split, cfg.val_fraction, cfg.test_fraction, seed,
+                           groups)
+    if cfg.train_on == "all":  # the final model: every image trains (data.train_on: all)
+        splits["train"] = np.arange(len(folder.paths))
     splits["train_all"] = splits["train"]
     if cfg.labeled_per_class:
         splits["train"] = labeled_subset(folder.labels, splits["train"], cfg.labeled_per_class,
@@ -90,8 +111,14 @@ def prepare(cfg, seed: int, progress: bool = False, unlabelled_ok: bool = False)
              "/".join(str(len(splits[k])) for k in ("train_all", "val", "test")),
              f" ({len(splits['train'])} training images labelled)" if cfg.labeled_per_class
              else "", len(pairs["val"]), len(pairs["test"]))
+    train = train_set(folder.labels, splits["train"], len(folder.classes), cfg, groups,
+                      cfg.image_size)
+    if cfg.train_on == "all":
+        log.warning("data.train_on: all: validation and test images are trained on too; their "
+                    "figures are no longer held-out estimates")
     return PairData(folder, images, splits, pairs, list(cfg.mean), list(cfg.std),
-                    cfg.right_view, stored.digests, stored.info, cfg.workers)
+                    cfg.right_view, stored.digests, stored.info, cfg.workers, groups,
+                    group_names, train)
 
 
 def drop_bad_images(folder: ImageFolder, stored: Stored, cfg) -> ImageFolder:

@@ -16,10 +16,13 @@ class PairSampler:
     Args:
         labels: (N,) class of each image in the set (indices returned refer to this set).
         name: the set's name, for error messages.
+        groups: (N,) group of each image's class (data.groups), or None.
+        group_share: share of P x K batches whose classes all come from one group.
     """
 
-    def __init__(self, labels: np.ndarray, name: str):
+    def __init__(self, labels: np.ndarray, name: str, groups=None, group_share: float = 0.0):
         self.labels = np.asarray(labels)
+        self.group_share = group_share if groups is not None else 0.0
         self.order = np.argsort(self.labels, kind="stable")  # images grouped by class
         classes, self.start, self.count = np.unique(
             self.labels[self.order], return_index=True, return_counts=True
@@ -38,6 +41,9 @@ class PairSampler:
                 f"data: the {name} split has only one class, so no different pairs; "
                 f"add classes or change data.split / data.*_fraction"
             )
+        # group of each dense class (images of one class share it)
+        self.class_group = None if groups is None else \
+            np.asarray(groups)[self.order[self.start]]
         self.n_pos = int((self.count * (self.count - 1) // 2).sum())
         self.n_neg = int((len(self.labels) ** 2 - (self.count ** 2).sum()) // 2)
 
@@ -74,8 +80,12 @@ class PairSampler:
         fewer than k images gives all of them, then repeats drawn at random.
         """
         usable = np.flatnonzero(self.count >= 2)
+        if self.group_share > 0 and rng.random() < self.group_share:
+            chosen = self.one_group(usable, p, rng)
+        else:
+            chosen = rng.choice(usable, p, replace=False)
         out = []
-        for c in rng.choice(usable, p, replace=False):
+        for c in chosen:
             members = self.order[self.start[c]:self.start[c] + self.count[c]]
             if len(members) >= k:
                 out.append(rng.choice(members, k, replace=False))
@@ -83,6 +93,17 @@ class PairSampler:
                 extra = rng.choice(members, k - len(members), replace=True)
                 out.append(np.concatenate([rng.permutation(members), extra]))
         return np.concatenate(out)
+
+    def one_group(self, usable: np.ndarray, p: int, rng: np.random.Generator) -> np.ndarray:
+        """p classes of one group, the group drawn in proportion to its usable classes; a
+        group with fewer than p classes gives all of them, the rest drawn from other groups."""
+        groups = self.class_group[usable]
+        g = groups[rng.integers(0, len(usable))]
+        inside, outside = usable[groups == g], usable[groups != g]
+        if len(inside) >= p:
+            return rng.choice(inside, p, replace=False)
+        return np.concatenate([rng.permutation(inside),
+                               rng.choice(outside, p - len(inside), replace=False)])
 
     def sample(self, n: int, rng: np.random.Generator, unique: bool = False) -> np.ndarray:
         """n pairs (n // 2 same, the rest different), shuffled: int64 array (n, 3).

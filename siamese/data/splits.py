@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -10,20 +10,26 @@ from ..errors import UserError
 
 
 def split_indices(
-    labels: np.ndarray, mode: str, val_fraction: float, test_fraction: float, seed: int
+    labels: np.ndarray, mode: str, val_fraction: float, test_fraction: float, seed: int,
+    groups: Optional[np.ndarray] = None,
 ) -> Dict[str, np.ndarray]:
     """Seeded split of image indices into train / val / test.
 
     Args:
         labels: (N,) class of each image.
-        mode: "image" (each class's images are divided; classes are shared) or "class"
-            (classes are divided; val and test classes never appear in training).
+        mode: "image" (each class's images are divided; classes are shared), "class"
+            (classes are divided; val and test classes never appear in training) or "group"
+            (whole groups of classes are divided: val and test classes come from groups
+            training never saw).
         val_fraction, test_fraction: shares in (0, 1), of images per class or of classes.
+        groups: mode "group": the group of each class (indexed by label).
     Returns:
         {"train", "val", "test"}: sorted index arrays, disjoint.
     """
     rng = np.random.default_rng([seed, 1])
     parts: Dict[str, list] = {"train": [], "val": [], "test": []}
+    if mode == "group":
+        return group_split(labels, groups, val_fraction, test_fraction, rng)
     if mode == "class":
         classes = rng.permutation(np.unique(labels))
         n_val = max(2, round(len(classes) * val_fraction))
@@ -53,6 +59,35 @@ def split_indices(
             parts["train"].append(idx[n_val + n_test:])
         parts = {k: np.concatenate(v) for k, v in parts.items()}
     return {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in parts.items()}
+
+
+def group_split(labels: np.ndarray, groups: Optional[np.ndarray], val_fraction: float,
+                test_fraction: float, rng: np.random.Generator) -> Dict[str, np.ndarray]:
+    """data.split: group. Groups in a seeded order go to validation until it holds at least
+    val_fraction of the classes (at least one group), then to test likewise (one group at
+    least, none when test_fraction is 0), the rest to training (one group at least)."""
+    if groups is None:
+        raise UserError("data.split: group needs groups of classes; set data.groups: name or "
+                        "csv")
+    present = np.unique(labels)
+    order = rng.permutation(np.unique(groups[present]))
+    sizes = {g: int(np.isin(present, np.flatnonzero(groups == g)).sum()) for g in order}
+    taken: Dict[str, list] = {"val": [], "test": []}
+    pos = 0
+    for name, fraction in (("val", val_fraction), ("test", test_fraction)):
+        want = round(len(present) * fraction)
+        while pos < len(order) and (fraction > 0 and not taken[name]
+                                    or sum(sizes[g] for g in taken[name]) < want):
+            taken[name].append(order[pos])
+            pos += 1
+    if pos >= len(order):
+        raise UserError(f"data.split: group: {len(order)} group(s) of classes cannot give "
+                        f"validation, test and training groups at val_fraction "
+                        f"{val_fraction} and test_fraction {test_fraction}")
+    group_of_image = groups[labels]
+    out = {k: np.flatnonzero(np.isin(group_of_image, v)) for k, v in taken.items()}
+    out["train"] = np.flatnonzero(~np.isin(group_of_image, taken["val"] + taken["test"]))
+    return {k: np.sort(v.astype(np.int64)) for k, v in out.items()}
 
 
 def labeled_subset(labels: np.ndarray, train: np.ndarray, per_class: int,

@@ -30,10 +30,32 @@ def eligible_classes(labels: np.ndarray, shots: int, names=None) -> np.ndarray:
     return classes[counts >= shots + 1]
 
 
+def group_pools(usable: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+                n_way: int) -> list:
+    """The usable classes of each group holding at least N of them (within-group episodes);
+    smaller groups are skipped with a warning, UserError when none is left."""
+    of_class = {c: groups[np.flatnonzero(labels == c)[0]] for c in usable}
+    pools = {}
+    for c in usable:
+        pools.setdefault(of_class[c], []).append(c)
+    small = [g for g, cs in pools.items() if len(cs) < n_way]
+    if small:
+        log.warning("%d group(s) with fewer than %d usable classes: skipped in within-group "
+                    "%d-way episodes", len(small), n_way, n_way)
+    kept = [np.asarray(cs) for g, cs in sorted(pools.items()) if len(cs) >= n_way]
+    if not kept:
+        raise UserError(f"--n-way {n_way} within group: no group has {n_way} classes with "
+                        f"enough images (largest: {max(len(c) for c in pools.values())})")
+    return kept
+
+
 def sample_episodes(labels: np.ndarray, n_way: int, shots: int, episodes: int,
-                    seed: int, names=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    seed: int, names=None, groups=None) -> tuple[np.ndarray, np.ndarray,
+                                                                 np.ndarray]:
     """Image indices of seeded episodes.
 
+    groups: (M,) group of each image: every episode's N classes come from one group (drawn
+    uniformly among the groups with N usable classes), as Lake's Omniglot runs do.
     Returns:
         support (E, N, K) indices, query (E,) indices, answer (E,) position in 0..N-1 of the
         query's class among the episode's N classes.
@@ -44,13 +66,15 @@ def sample_episodes(labels: np.ndarray, n_way: int, shots: int, episodes: int,
     if n_way > len(usable):
         raise UserError(f"--n-way {n_way}: only {len(usable)} classes have at least "
                         f"{shots + 1} images (shots + 1)")
+    pools = [usable] if groups is None else group_pools(usable, labels, groups, n_way)
     rng = np.random.default_rng([seed, n_way, shots])
     members = {c: np.flatnonzero(labels == c) for c in usable}
     support = np.empty((episodes, n_way, shots), np.int64)
     query = np.empty(episodes, np.int64)
     answer = rng.integers(0, n_way, episodes)
     for e in range(episodes):
-        chosen = rng.choice(usable, n_way, replace=False)
+        pool = pools[0] if len(pools) == 1 else pools[rng.integers(0, len(pools))]
+        chosen = rng.choice(pool, n_way, replace=False)
         for k, c in enumerate(chosen):
             take = shots + 1 if k == answer[e] else shots
             picked = rng.choice(members[c], take, replace=False)
@@ -61,7 +85,7 @@ def sample_episodes(labels: np.ndarray, n_way: int, shots: int, episodes: int,
 
 
 def n_way_accuracy(emb, labels: np.ndarray, spec: dict, n_way: int, shots: int,
-                   episodes: int, seed: int, names=None) -> Dict[str, object]:
+                   episodes: int, seed: int, names=None, groups=None) -> Dict[str, object]:
     """Accuracy of nearest-support identification over seeded episodes, with a 95% CI.
 
     Args:
@@ -70,10 +94,12 @@ def n_way_accuracy(emb, labels: np.ndarray, spec: dict, n_way: int, shots: int,
             pairs (the query is the left image, the support the right one).
         labels: (M,) class of each image.
         spec: the model's score spec (direction from `higher_is_similar`).
+        groups: (M,) group of each image: episodes within one group (see sample_episodes).
     Returns:
         {"accuracy", "ci95": [low, high], "episodes", "shots"}.
     """
-    support, query, answer = sample_episodes(labels, n_way, shots, episodes, seed, names)
+    support, query, answer = sample_episodes(labels, n_way, shots, episodes, seed, names,
+                                             groups)
     e, n, k = support.shape
     q = np.repeat(query, n * k)
     if callable(emb):

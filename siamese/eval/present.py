@@ -83,6 +83,11 @@ def format_table(report: dict) -> str:
         rows.append((f"{n}-way {r['shots']}-shot accuracy ({r['classes']} classes)",
                      f"{r['accuracy']:.4f} (95% CI {r['ci95'][0]:.4f}-{r['ci95'][1]:.4f}, "
                      f"{r['episodes']} episodes)"))
+        if "within_group" in r:
+            w = r["within_group"]
+            rows.append((f"{n}-way within one group ({w['groups']} groups, {w['rule']})",
+                         f"{w['accuracy']:.4f} (95% CI {w['ci95'][0]:.4f}-"
+                         f"{w['ci95'][1]:.4f}, {w['episodes']} episodes)"))
     if "embedding_map" in report:
         m = report["embedding_map"]
         rows.append(("embedding map", f"{', '.join(m['methods'])} of {m['images']} images: "

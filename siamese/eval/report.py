@@ -36,6 +36,8 @@ from .metrics import (
     verification,
 )
 from .oneshot import n_way_accuracy
+from .tta import averaged
+from .within import group_rule, image_groups
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class Model:
     meta: dict
     export_dir: Path
     run_dir: Optional[Path]
+    tta: int = 0  # eval.py --tta K: embeddings averaged over shifts of K pixels (eval.tta)
 
     def load_files(self, root: Path, paths: Sequence[str], progress: bool) -> np.ndarray:
         """uint8 images (len(paths), H, W, C) of image files, decoded as model.json says."""
@@ -64,8 +67,9 @@ class Model:
         c = self.comparator
         if not c.embeds:
             return lambda a, b: c.score(images, a, b, progress)
-        left = c.embed_side(images, "left", progress)
-        right = left if c.same_embedding else c.embed_side(images, "right", progress)
+        left = averaged(lambda x: c.embed_side(x, "left", progress), images, self.tta)
+        right = left if c.same_embedding else \
+            averaged(lambda x: c.embed_side(x, "right", progress), images, self.tta)
         return lambda a, b: score_pairs(c.spec, left[a], right[b])
 
     @property
@@ -165,23 +169,30 @@ def far_report(model: Model, val_file: Path, root: Path, fars: List[float], scor
 
 
 def n_way_report(model: Model, root: Path, ways: List[int], shots: int, episodes: int,
-                 seed: int, progress: bool, classes: str = "all") -> Dict[str, dict]:
+                 seed: int, progress: bool, classes: str = "all",
+                 within: Optional[str] = None) -> Dict[str, dict]:
     """N-way K-shot accuracy with 95% CI for each N, on the class folders under `root`.
 
     classes: "all"; "unseen" (only classes without a training image in the run, read from
         its pairs/split.csv); "val" or "test" (only the run's validation or test classes of a
         data.split: class run: choose on "val", report "test").
+    within: a data.groups rule (name, csv): each N also gets `within_group`, the accuracy of
+        episodes whose classes all come from one group (siamese.eval.within).
     """
     folder, keep, names = select_classes(root, model.run_dir, classes)
     if max(ways) > len(names):
         raise UserError(f"--n-way {max(ways)}: {root} has only {len(names)} "
                         f"{'' if classes == 'all' else classes + ' '}classes")
+    groups = image_groups(within, root, folder, keep)
     scores = model.pair_scores(root, [folder.paths[i] for i in keep], progress)
     out = {}
     for n in ways:
-        out[str(n)] = dict(n_way_accuracy(scores, folder.labels[keep], model.meta["score"], n,
-                                          shots, episodes, seed, folder.classes),
-                           classes=classes, n_classes=len(names))
+        args = (scores, folder.labels[keep], model.meta["score"], n, shots, episodes, seed,
+                folder.classes)
+        out[str(n)] = dict(n_way_accuracy(*args), classes=classes, n_classes=len(names))
+        if groups is not None:
+            out[str(n)]["within_group"] = dict(n_way_accuracy(*args, groups), rule=within,
+                                               groups=int(len(np.unique(groups))))
     return out
 
 
@@ -206,6 +217,8 @@ class Request:
     unknown_fraction: float = 0.5
     index: str = "auto"
     progress: bool = False
+    within_group: Optional[str] = None  # "run" (the run's data.groups), "name" or "csv"
+    tta: int = 0  # shift of test-time averaging in pixels (0 = none)
 
 
 def _defaults(model: Model, target: Path, r: Request) -> Request:
@@ -242,6 +255,7 @@ def build_report(target: Path, request: Request) -> tuple:
     """
     start = time.perf_counter()
     model = open_model(target)
+    model.tta = request.tta
     r = _defaults(model, target, request)
     report: Dict[str, object] = {"model": str(model.export_dir)}
     pictures: Dict[str, tuple] = {}
@@ -256,7 +270,8 @@ def build_report(target: Path, request: Request) -> tuple:
                                                    r.allow_outside)
     if r.ways:
         report["n_way"] = n_way_report(model, Path(r.root), r.ways, r.shots, r.episodes,
-                                       r.seed, r.progress, r.classes)
+                                       r.seed, r.progress, r.classes,
+                                       group_rule(model.run_dir, r.within_group))
     if r.episode_file is not None:
         report["episode_file"] = episodes_report(model, r)
     if r.retrieval:

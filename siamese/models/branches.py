@@ -28,16 +28,19 @@ class ConvNet(HybridBlock):
         embedding_size: output length E.
         normalize: divide each embedding by its L2 norm (embeddings on the unit sphere).
         widths: channels of the three convolutions.
+        stem_stride: stride of the first convolution (2: a 64x64 input costs about what a
+            32x32 one does after it).
     """
 
     def __init__(self, embedding_size: int, normalize: bool = True, widths=(32, 64, 128),
-                 **kwargs):
+                 stem_stride: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.normalize = normalize
         with self.name_scope():
             self.features = nn.HybridSequential()
             for k, width in enumerate(widths):
-                self.features.add(nn.Conv2D(width, 3, padding=1, use_bias=False),
+                self.features.add(nn.Conv2D(width, 3, strides=stem_stride if k == 0 else 1,
+                                            padding=1, use_bias=False),
                                   BatchNormReLU(prefix=f"batchnorm{k}_"), Identity())
                 if k < len(widths) - 1:
                     self.features.add(nn.MaxPool2D(2))

@@ -164,7 +164,7 @@ def build(cfg: Config, progress: bool = False, board: Optional[Quiet] = None) ->
         init_amp(ctxs)
     pairing = pairing_of(cfg)
     data = prepare(cfg.data, cfg.seed, progress=progress, unlabelled_ok=not pairing.labelled)
-    classes = len(data.folder.classes)
+    classes = data.training().classes  # rotation classes (data.rotate_classes) included
     net, loss, autoencoder = build_blocks(cfg, ctxs, classes)
     params = unique_params(*[b for b in (net, loss, autoencoder) if b is not None])
     trainer = build_trainer(params, cfg.train, len(ctxs))

@@ -38,6 +38,7 @@ from .curves import try_plot_curves
 from .distributed import params_digest
 from .engine import Parts, build
 from .resume import read_log, truncate_log
+from .select import check_select, judge
 from .signals import StopOnSignal
 from .state import NONFINITE, State
 from .step import NonFiniteStep
@@ -110,14 +111,12 @@ def end_epoch(parts: Parts, run: RunDir, state: State, seconds: float, trained: 
     if parts.autoencoder is not None:
         row.update({f"train_{k}": v / examples for k, v in state.parts_sum.items()},
                    val_reconstruction=reconstruction_error(parts, "val"))
-    if not parts.pairing.labelled:  # labels ignored: the best epoch reconstructs best
-        improved = row["val_reconstruction"] < state.best.get("reconstruction", float("inf"))
-    else:
-        improved = (val["auc"], -val["eer"]) > (state.best["auc"], -state.best["eer"])
+    improved = judge(parts, state, val, row)  # train.select
     state.epoch, state.batch, state.loss_sum, state.parts_sum = state.epoch + 1, 0, 0.0, {}
     if improved:
         state.best = {"epoch": state.epoch, "auc": val["auc"], "eer": val["eer"],
-                      "reconstruction": row.get("val_reconstruction", float("inf"))}
+                      "reconstruction": row.get("val_reconstruction", float("inf")),
+                      "nway": row.get("val_nway", -1.0)}
     patience = parts.cfg.train.patience
     if parts.collective.any(bool(patience) and state.epoch < parts.cfg.train.epochs and
                             state.epoch - state.best["epoch"] >= patience):
@@ -129,10 +128,11 @@ def end_epoch(parts: Parts, run: RunDir, state: State, seconds: float, trained: 
     parts.board.epoch(row)
     save_checkpoints(parts, run, state, improved)
     try_plot_curves(run.curves, read_log(run.log), state.best["epoch"])
-    log.info("epoch %d/%d  loss %.4f  val auc %s eer %s acc %s  %.0f %s/s  lr %.2g  "
+    log.info("epoch %d/%d  loss %.4f  val auc %s eer %s acc %s%s  %.0f %s/s  lr %.2g  "
              "%.1fs%s", state.epoch, parts.cfg.train.epochs, row["train_loss"],
-             *(_f4(val[k]) for k in ("auc", "eer", "accuracy")), row["examples_per_s"],
-             tp.unit, row["lr"], seconds, "  *best" if improved else "")
+             *(_f4(val[k]) for k in ("auc", "eer", "accuracy")),
+             f" n-way {row['val_nway']:.4f}" if "val_nway" in row else "",
+             row["examples_per_s"], tp.unit, row["lr"], seconds, "  *best" if improved else "")
     if parts.autoencoder is not None:
         log.info("  similarity %.4f  reconstruction %.4f (x %g)  val reconstruction %.4f",
                  row.get("train_similarity", 0.0), row["train_reconstruction"],
@@ -217,7 +217,8 @@ def interrupted_error(signum: Optional[int], run: RunDir, state: State) -> Inter
 
 def fit(cfg: Config, run: RunDir, progress: bool = False,
         resume: Optional[tuple] = None) -> tuple:
-    """Train (or continue); keep the best epoch by validation AUC and end with its weights.
+    """Train (or continue); keep the best epoch (train.select: validation AUC, N-way accuracy,
+    or the last) and end with its weights.
 
     Args:
         run: the run directory (config.yaml, log, checkpoints, pairs are written there).
@@ -231,6 +232,7 @@ def fit(cfg: Config, run: RunDir, progress: bool = False,
     write_text(run.config, to_yaml(cfg))
     parts = build(cfg, progress, open_board(cfg.log.tensorboard, run.tensorboard,
                                             cfg.log.tensorboard_every))
+    check_select(parts)  # train.select: nway:N can be scored on the validation split
     write_sharing_map(parts, run)
     state = start(parts, run, resume)
     policy = NONFINITE[cfg.train.nonfinite](cfg.train.max_skipped_batches)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mxnet as mx
 
+from ..eval.oneshot import n_way_accuracy
 from ..eval.thresholds import pair_metrics, threshold_report
 from ..formats.preprocess import pad_batch, to_tensor
 from ..models.decoder import reconstruction_loss
@@ -60,3 +61,21 @@ def reconstruction_error(parts: Parts, split: str) -> float:
         total += float(reconstruction_loss(mx.nd, autoencoder(x), x)[:real].sum()
                        .asscalar())
     return total / max(len(images), 1)
+
+
+def val_nway(parts: Parts, n_way: int, split: str = "val") -> float:
+    """N-way 1-shot accuracy on the validation images (train.select: nway:N): the same
+    `train.select_episodes` episodes every epoch, each within one group when data.groups has
+    groups (as Lake's Omniglot runs are), else over all validation classes."""
+    data = parts.data
+    index = data.splits[split]
+    c = comparator(parts)
+    if c.embeds and c.same_embedding:
+        scores = c.embed_side(data.images[index], "left")
+    else:  # two branches, or a pair scorer: pairs scored by the comparator
+        scores = lambda a, b: c.score(data.images, index[a], index[b])  # noqa: E731
+    out = n_way_accuracy(scores, data.folder.labels[index], c.spec, n_way, 1,
+                         parts.cfg.train.select_episodes, parts.cfg.seed,
+                         data.folder.classes, data.image_groups(index))
+    return float(out["accuracy"])
+
