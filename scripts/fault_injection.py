@@ -34,9 +34,39 @@ PHASES = ("decoding", "mid-epoch", "checkpoint", "validation", "export")
 CLOCK = ("seconds", "examples_per_s", "train_seconds")
 
 
-def start(args: list) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start(args: list, err: Path = None) -> subprocess.Popen:
+    """train.py with `args`; its stderr goes to `err` (read for the outcome of a resume)."""
+    sink = open(err, "w") if err else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=sink)
+    proc.started = time.time()
+    proc.err = err
+    return proc
+
+
+def state_of(run: Path) -> str:
+    """What a kill left: nothing, the config only, pairs, or the newest checkpoint's place."""
+    from siamese.train.resume import newest_checkpoint
+
+    if not (run / "config.yaml").is_file():
+        return "no config.yaml" if run.is_dir() else "nothing"
+    try:
+        _, meta = newest_checkpoint(run)
+        return f"checkpoint epoch {meta['epoch']} batch {meta.get('batch', 0)}"
+    except Exception:  # noqa: BLE001  no checkpoint yet: say what else is there
+        there = [p.name for p in (run, run / "pairs") if p.is_dir() for p in p.iterdir()]
+        return "config" + (", pairs" if any(n.endswith(".csv") for n in there) else "") + \
+            (", storage.json" if "storage.json" in there else "") + ", no checkpoint"
+
+
+def outcome(proc: subprocess.Popen) -> str:
+    """How the process started after a kill went: its resume line and how it ended."""
+    text = proc.err.read_text() if proc.err and proc.err.exists() else ""
+    how = "resumed from its checkpoint" if "resuming from" in text else \
+        "restarted from the beginning" if "starting it" in text else \
+        "started with a config only" if "--resume" not in proc.args else "not yet told how"
+    end = "killed again" if proc.returncode == -signal.SIGKILL else f"exit {proc.returncode}"
+    return f"{how}, {end}"
 
 
 def lines(path: Path, text: str) -> int:
@@ -142,9 +172,13 @@ def main(argv=None) -> int:
         assert start([args.config, "--run-dir", str(whole), "--force"]).wait() == 0
     cut = out / "cut"
     shutil.rmtree(cut, ignore_errors=True)
+    logs = out / "stderr"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir()
     epochs = len(log_rows(whole))
-    proc = start([args.config, "--run-dir", str(cut), "--force"])
-    kills, tried, torn, resumes, failed = [], 0, [], 0, []
+    proc = start([args.config, "--run-dir", str(cut), "--force"], logs / "000.err")
+    kills, tried, torn, resumes, failed, rows = [], 0, [], 0, [], []
+    owner = None  # the kill whose aftermath the running process is
     exports = max(1, args.kills // len(PHASES))  # the last kills hit the export, at the end
     while len(kills) < args.kills and tried < 6 * args.kills:
         trained = len(log_rows(cut)) >= epochs
@@ -157,22 +191,34 @@ def main(argv=None) -> int:
             kills.append(phase)
             bad = torn_files(cut)
             torn += bad
-            print(f"kill {len(kills):2d} during {phase:10s} torn files: {len(bad)}",
-                  file=sys.stderr)
+            rows.append({"kill": len(kills), "phase": phase,
+                         "seconds_after_start": round(time.time() - proc.started, 2),
+                         "left": state_of(cut), "torn_files": len(bad)})
+            print(f"kill {len(kills):2d} during {phase:10s} after "
+                  f"{rows[-1]['seconds_after_start']:6.2f} s: {rows[-1]['left']}; "
+                  f"torn files: {len(bad)}", file=sys.stderr)
         elif proc.poll() is not None and proc.returncode == 0:
             break  # the run finished before every kill was used
         if proc.poll() is not None:
             if proc.returncode not in (0, -signal.SIGKILL):
                 failed.append(proc.returncode)
-            proc = start(["--resume", str(cut)])
+            if owner is not None:
+                rows[owner]["outcome"] = "; ".join(
+                    filter(None, [rows[owner].get("outcome"), outcome(proc)]))
+            # The config file too: a run killed before it saved config.yaml starts from it.
+            proc = start([args.config, "--resume", str(cut)], logs / f"{resumes + 1:03d}.err")
+            owner = len(rows) - 1 if rows else None
             resumes += 1
     code = proc.wait()
+    if owner is not None:
+        rows[owner]["outcome"] = "; ".join(filter(None, [rows[owner].get("outcome"),
+                                                         outcome(proc)]))
     equal = code == 0 and figures(cut) == figures(whole)
     report = {"config": args.config, "kills": len(kills),
               "kills_by_phase": {ph: kills.count(ph) for ph in PHASES},
               "resumes": resumes, "resumes_failed": len(failed) + (code != 0),
               "torn_files": torn, "final_exit": code, "figures_equal_in_every_digit": equal,
-              "seconds": time.time() - t0}
+              "seconds": time.time() - t0, "seed": args.seed, "each_kill": rows}
     (out / "faults.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     return 0 if equal and not torn and not failed else 1

@@ -131,7 +131,11 @@ def remove_stale(run: RunDir) -> None:
 
 
 def plan_resume(run_dir: Path, config: Optional[str], overrides: List[str]) -> tuple:
-    """(config, run directory, (checkpoint, meta)) for `train.py --resume RUN_DIR`.
+    """(config, run directory, (checkpoint, meta) or None) for `train.py --resume RUN_DIR`.
+
+    A run killed before its first checkpoint has nothing to continue from: it starts again from
+    the beginning (resume None) with its saved config.yaml, or, when it was killed before even
+    that was saved, with the config file given on the command line.
 
     Raises:
         UserError: not a run directory, no readable checkpoint, an unsafe change, or a run
@@ -139,10 +143,21 @@ def plan_resume(run_dir: Path, config: Optional[str], overrides: List[str]) -> t
     """
     run = RunDir(run_dir)
     if not run.is_run():
-        raise UserError(f"{run}: not a run directory (no config.yaml)")
+        if config and run.never_started():
+            log.warning("%s: stopped before it saved its config; starting it from the "
+                        "beginning with %s", run, config)
+            return load_config(config, overrides), run, None
+        hint = (f"; it was stopped before it saved its config: start it with python train.py "
+                f"CONFIG --resume {run}") if run.never_started() else ""
+        raise UserError(f"{run}: not a run directory (no config.yaml){hint}")
     remove_stale(run)
-    path, meta = newest_checkpoint(run.root)
     given = load_config(config) if config else None
+    if not run.has_checkpoint():
+        cfg = resume_config(to_dict(load_config(run.config)), overrides, given)
+        log.warning("%s: no checkpoint yet (stopped before the first one); starting it again "
+                    "from the beginning with its saved config", run)
+        return cfg, run, None
+    path, meta = newest_checkpoint(run.root)
     cfg = resume_config(meta["config"], overrides, given)
     stopped = meta["state"].get("stopped_early")
     if (meta["epoch"] >= cfg.train.epochs or stopped) and run.metrics.exists():
