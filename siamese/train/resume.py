@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import List, Optional
@@ -95,10 +96,17 @@ def _parsed(path: Path) -> List[tuple]:
     """(line, row) of each line of log.jsonl that parses to an object; a line a crash tore in
     the middle of its write is skipped with a warning."""
     out = []
-    for n, line in enumerate(path.read_text().splitlines() if path.exists() else [], start=1):
+    try:
+        raw = path.read_bytes().splitlines() if path.exists() else []
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the run's log ({e.strerror or e})") from None
+    for n, data in enumerate(raw, start=1):
+        # A line that is not UTF-8 or nests too deeply is as torn as one cut short (fuzzing
+        # found both: UnicodeDecodeError and RecursionError used to escape).
         try:
+            line = data.decode()
             row = json.loads(line) if line.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):
             log.warning("%s: line %d is torn (a write cut short); dropped", path, n)
             continue
         if isinstance(row, dict):
@@ -106,11 +114,18 @@ def _parsed(path: Path) -> List[tuple]:
     return out
 
 
+def _epoch(row: dict) -> float:
+    """A row's epoch; infinity for a row without a numeric one (dropped by a cut; a row of
+    another type made a cut fail: found by fuzzing)."""
+    e = row.get("epoch")
+    return e if isinstance(e, (int, float)) and not isinstance(e, bool) and e == e else math.inf
+
+
 def truncate_log(path: Path, epoch: int) -> None:
     """Keep the log lines of epochs up to `epoch` (those the checkpoint has seen). A torn line
     is dropped, not a failure."""
     if path.exists():
-        rows = [line for line, row in _parsed(path) if row.get("epoch", epoch + 1) <= epoch]
+        rows = [line for line, row in _parsed(path) if _epoch(row) <= epoch]
         write_text(path, "".join(r + "\n" for r in rows))
 
 
@@ -143,12 +158,15 @@ def plan_resume(run_dir: Path, config: Optional[str], overrides: List[str]) -> t
     """
     run = RunDir(run_dir)
     if not run.is_run():
-        if config and run.never_started():
+        fresh = run.never_started() or not run.root.exists()
+        if config and fresh:
             log.warning("%s: stopped before it saved its config; starting it from the "
                         "beginning with %s", run, config)
             return load_config(config, overrides), run, None
+        if not run.root.exists():
+            raise UserError(f"{run}: no such run directory")
         hint = (f"; it was stopped before it saved its config: start it with python train.py "
-                f"CONFIG --resume {run}") if run.never_started() else ""
+                f"CONFIG --resume {run}") if fresh else ""
         raise UserError(f"{run}: not a run directory (no config.yaml){hint}")
     remove_stale(run)
     given = load_config(config) if config else None

@@ -125,7 +125,7 @@ class Sandbox:
 
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -90,6 +90,13 @@ def test_every_instant_before_the_first_checkpoint(slow_to_decode, tmp_path, cap
     (run.pairs / "val.csv").write_text("left,right,label\nhalf")
     assert train.main(["--resume", str(run)]) == 0
     assert figures(run.root) == whole
+    # Killed before even the folder was made: started with the config given, else refused.
+    gone = tmp_path / "gone"
+    capsys.readouterr()
+    assert train.main(["--resume", str(gone)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {gone}: no such run directory"
+    assert train.main([str(cfg), "--resume", str(gone)]) == 0
+    assert figures(gone) == whole
     # A folder that is not a run and was never one is still refused, without the hint.
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
