@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import shutil
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import List, Optional
 
@@ -15,6 +16,7 @@ from ..errors import UserError
 from ..formats import checkpoint
 from ..formats.atomic import write_text
 from ..formats.rundir import RunDir
+from .state import State
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,31 @@ def candidates(run_dir: Path) -> List[Path]:
     return [run.checkpoint("last")] + run.epoch_checkpoints()[::-1]
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_state(meta: dict, path: Path) -> None:
+    """The loop's saved State: its fields with their types, at the checkpoint's epoch and batch
+    (found by fuzzing: an edited state resumed with text counters or another epoch)."""
+    state = meta["state"]
+    defaults = {f.name: f.default for f in fields(State) if f.default is not MISSING}
+    best = state.get("best", {})
+    ok = set(state) <= {f.name for f in fields(State)} \
+        and all(isinstance(state[k], type(v)) if isinstance(v, bool) else
+                (_number(state[k]) if isinstance(v, float) else
+                 isinstance(state[k], int) and not isinstance(state[k], bool))
+                for k, v in defaults.items() if k in state) \
+        and state.get("epoch", 0) == meta["epoch"] \
+        and state.get("batch", 0) == meta.get("batch", 0) \
+        and isinstance(best, dict) and all(_number(v) for v in best.values()) \
+        and isinstance(state.get("parts_sum", {}), dict) \
+        and all(_number(v) for v in state.get("parts_sum", {}).values())
+    if not ok:
+        raise UserError(f"{path}: not a readable checkpoint (its saved training state is "
+                        f"damaged)")
+
+
 def newest_checkpoint(run_dir: Path) -> tuple:
     """(path, meta) of the most advanced readable checkpoint; unreadable ones are reported.
 
@@ -41,6 +68,7 @@ def newest_checkpoint(run_dir: Path) -> tuple:
             continue
         try:
             meta, _, _ = checkpoint.read(path)
+            check_state(meta, path)
             good.append(((meta["epoch"], meta.get("batch", 0)), path, meta))
         except (UserError, KeyError) as e:
             bad.append(path)
@@ -176,7 +204,10 @@ def plan_resume(run_dir: Path, config: Optional[str], overrides: List[str]) -> t
                     "from the beginning with its saved config", run)
         return cfg, run, None
     path, meta = newest_checkpoint(run.root)
-    cfg = resume_config(meta["config"], overrides, given)
+    try:
+        cfg = resume_config(meta["config"], overrides, given)
+    except UserError as e:
+        raise UserError(f"{path}: {e}" if str(path) not in str(e) else str(e)) from None
     stopped = meta["state"].get("stopped_early")
     if (meta["epoch"] >= cfg.train.epochs or stopped) and run.metrics.exists():
         raise UserError(f"{run}: already finished {meta['epoch']} epochs"
