@@ -11,6 +11,7 @@ from ..errors import UserError
 from ..formats.bundle import load_symbol, read_meta
 from ..models.architectures import by_kind
 from .comparator import Comparator
+from .scores import SCORERS
 
 
 def open_blocks(export_dir: Path, ctx: mx.Context = mx.cpu()) -> tuple:
@@ -19,6 +20,9 @@ def open_blocks(export_dir: Path, ctx: mx.Context = mx.cpu()) -> tuple:
     export_dir = Path(export_dir)
     meta = read_meta(export_dir)
     arch = by_kind(meta["kind"], str(export_dir / "model.json"))
+    if meta["score"]["name"] not in SCORERS:
+        raise UserError(f"{export_dir / 'model.json'}: score.name: unknown "
+                        f"{meta['score']['name']!r} (valid: {', '.join(SCORERS)})")
     for key in arch.file_keys():
         if key not in meta["files"]:
             raise UserError(f"{export_dir / 'model.json'}: files.{key} missing (a "
