@@ -283,6 +283,8 @@ def mutate_json(draw, doc) -> object:
 
 
 def _edit_node(draw, node, depth: int):
+    import copy
+
     if isinstance(node, (dict, list)) and node and (depth == 0 or draw(st.booleans())):
         keys = list(node) if isinstance(node, dict) else list(range(len(node)))
         k = draw(st.sampled_from(keys))
@@ -290,15 +292,15 @@ def _edit_node(draw, node, depth: int):
         if op == "descend":
             node[k] = _edit_node(draw, node[k], depth + 1)
         elif op == "replace":
-            node[k] = draw(st.sampled_from(JSON_SPECIAL))
+            node[k] = copy.deepcopy(draw(st.sampled_from(JSON_SPECIAL)))
         elif op == "delete":
             del node[k]
         elif isinstance(node, dict):
-            node[draw(st.sampled_from(["extra", "", "0", str(k) + "_"]))] = node[k]
+            node[draw(st.sampled_from(["extra", "", "0", str(k) + "_"]))] = copy.deepcopy(node[k])
         else:
-            node.append(node[k])
+            node.append(copy.deepcopy(node[k]))
         return node
-    return draw(st.sampled_from(JSON_SPECIAL))
+    return copy.deepcopy(draw(st.sampled_from(JSON_SPECIAL)))
 
 
 def dumps(doc) -> bytes:

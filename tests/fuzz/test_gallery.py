@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from hypothesis import example, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from siamese.formats.gallery import ARRAYS, Gallery, checksum, read_gallery, write_gallery
