@@ -45,6 +45,8 @@ def _read(path: Path, overrides=()):
 @given(mutations(VALID, separators=b": "))
 @example(b"data:\n  root: data/digits\n  image_size: .nan\n")
 @example(b"a: &a [*a, *a]\n")
+@example(b"train:\n  epochs: " + b"9" * 5000 + b"\n")  # found by fuzzing (int() limit)
+@example(b"train: " + b"[" * 5000 + b"\n")
 def test_a_mutated_config_loads_or_is_refused_naming_the_file(data):
     with Sandbox() as box:
         path = _config(box, data)
@@ -53,6 +55,8 @@ def test_a_mutated_config_loads_or_is_refused_naming_the_file(data):
 
 
 @budget(60)
+@example("train.epochs", "9" * 5000)  # found by fuzzing (int() limit)
+@example("0\n0", "")  # found by fuzzing: a key with a line break made a two-line message
 @given(st.sampled_from(KEYS) | st.text(max_size=20),
        st.sampled_from(SPECIAL) | st.text(max_size=20) | st.integers().map(str))
 def test_a_set_override_applies_or_is_refused_naming_the_key(key, value):
