@@ -28,7 +28,10 @@ def open_blocks(export_dir: Path, ctx: mx.Context = mx.cpu()) -> tuple:
             raise UserError(f"{export_dir / 'model.json'}: files.{key} missing (a "
                             f"{meta['kind']} export needs it)")
     c, h, w = meta["input"]["shape"][1:]
-    want = meta["embedding_size"] if arch.embeds else 1
+    want = meta.get("embedding_size") if arch.embeds else 1
+    if want is None:  # found by fuzzing: a KeyError
+        raise UserError(f"{export_dir / 'model.json'}: embedding_size missing (a "
+                        f"{meta['kind']} export embeds images)")
     blocks = {}
     try:
         for role in arch.roles:

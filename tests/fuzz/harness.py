@@ -105,6 +105,19 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (8, 8), 200).save(buf, "PNG")
+    return buf.getvalue()
+
+
+_SECRET_PNG = _png()
+
+
 class Sandbox:
     """A temporary folder with `root/` (what the reader is given) and `secret/` (what it must
     never read: generated paths and symlinks point there)."""
@@ -115,9 +128,7 @@ class Sandbox:
         self.secret = self.dir / "secret"
         self.root.mkdir()
         self.secret.mkdir()
-        from PIL import Image
-
-        Image.new("L", (8, 8), 200).save(self.secret / "x.png")
+        (self.secret / "x.png").write_bytes(_SECRET_PNG)
         (self.secret / "notes.txt").write_text("secret\n")
 
     def close(self) -> None:

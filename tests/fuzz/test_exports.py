@@ -46,6 +46,7 @@ def _check(source: Path, edit) -> None:
                                                   "params": "branch-0000.params"})))
 @example((EXPORTS[0], dict(META["export"], input=dict(META["export"]["input"],
                                                       shape=[-1, 1, 10 ** 6, 10 ** 6]))))
+@example((EXPORTS[0], {k: v for k, v in META["export"].items() if k != "embedding_size"}))
 def test_an_edited_model_json(case):
     source, meta = case
     _check(source, lambda e: write(e / "model.json", dumps(meta)))
