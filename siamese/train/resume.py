@@ -199,6 +199,9 @@ def plan_resume(run_dir: Path, config: Optional[str], overrides: List[str]) -> t
     remove_stale(run)
     given = load_config(config) if config else None
     if not run.has_checkpoint():
+        if run.metrics.exists():  # finished, its checkpoints deleted: never wipe its export
+            raise UserError(f"{run}: a finished run without checkpoints; nothing to continue "
+                            f"from (start a new run with --set model.pretrained={run})")
         cfg = resume_config(to_dict(load_config(run.config)), overrides, given)
         log.warning("%s: no checkpoint yet (stopped before the first one); starting it again "
                     "from the beginning with its saved config", run)

@@ -90,6 +90,13 @@ def test_every_instant_before_the_first_checkpoint(slow_to_decode, tmp_path, cap
     (run.pairs / "val.csv").write_text("left,right,label\nhalf")
     assert train.main(["--resume", str(run)]) == 0
     assert figures(run.root) == whole
+    # A finished run whose checkpoints were deleted is not started again (its export stays).
+    for f in run.checkpoints.glob("*.ckpt"):
+        f.unlink()
+    capsys.readouterr()
+    assert train.main(["--resume", str(run)]) == 2
+    assert "a finished run without checkpoints" in capsys.readouterr().err
+    assert (run.export / "model.json").is_file()
     # Killed before even the folder was made: started with the config given, else refused.
     gone = tmp_path / "gone"
     capsys.readouterr()
