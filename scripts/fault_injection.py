@@ -3,6 +3,13 @@ end with an uninterrupted run.
 
     python scripts/fault_injection.py [--config configs/pairs.yaml] [--kills 20] [--seed 0]
                                       [--out runs/faults] [--reference RUN_DIR]
+    python scripts/fault_injection.py --collect runs/faults-s1 runs/faults-s2 ... --csv F.csv
+
+The first kills can land at any instant from the very start of the process, before the run
+folder or its config.yaml exist: every resume is `train.py CONFIG --resume RUN_DIR`, which starts
+such a run from the beginning (and one with a config but no checkpoint from its saved config).
+Each kill's phase, moment, what it left in the run folder and the outcome of the process started
+after it are listed in OUT/faults.json (`each_kill`), the processes' stderr in OUT/stderr/.
 
 Phases aimed at, in turn (each kill at a random moment within its phase):
 - decoding: between the start of the process and the end of decoding (the "data:" log line);
@@ -152,6 +159,32 @@ def figures(run: Path) -> tuple:
     return rows, {k: v for k, v in metrics.items() if k not in CLOCK}
 
 
+def collect(outs: list, csv_path: Path) -> int:
+    """The figures of several runs of this script (their OUT folders): a Markdown table per
+    seed on stdout, and every kill (seed, phase, moment, what it left, outcome) in a CSV."""
+    import csv
+
+    reports = [json.loads((Path(o) / "faults.json").read_text()) for o in outs]
+    print("| seed | kills | by phase (" + " / ".join(PHASES) + ") | resumes | resumes that "
+          "failed | torn files | final figures equal to an uninterrupted run |")
+    print("|---|---|---|---|---|---|---|")
+    for r in reports:
+        phases = " / ".join(str(r["kills_by_phase"][ph]) for ph in PHASES)
+        print(f"| {r['seed']} | {r['kills']} | {phases} | {r['resumes']} | "
+              f"{r['resumes_failed']} | {len(r['torn_files'])} | "
+              f"{'yes' if r['figures_equal_in_every_digit'] else 'NO'} |")
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["seed", "kill", "phase", "seconds_after_start", "left", "torn_files",
+                    "outcome"])
+        for r in reports:
+            for k in r["each_kill"]:
+                w.writerow([r["seed"], k["kill"], k["phase"], k["seconds_after_start"],
+                            k["left"], k["torn_files"], k.get("outcome", "")])
+    return 0 if all(r["figures_equal_in_every_digit"] and not r["torn_files"]
+                    and not r["resumes_failed"] for r in reports) else 1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -160,7 +193,13 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/faults"))
     p.add_argument("--reference", type=Path, help="an uninterrupted run of the same config")
+    p.add_argument("--collect", nargs="+", metavar="OUT",
+                   help="only summarise earlier runs' OUT folders (a table, and --csv)")
+    p.add_argument("--csv", type=Path, default=Path("faults.csv"),
+                   help="with --collect: every kill, one row each")
     args = p.parse_args(argv)
+    if args.collect:
+        return collect(args.collect, args.csv)
     rng = random.Random(args.seed)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
