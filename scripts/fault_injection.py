@@ -12,6 +12,9 @@ Each kill's phase, moment, what it left in the run folder and the outcome of the
 after it are listed in OUT/faults.json (`each_kill`), the processes' stderr in OUT/stderr/.
 
 Phases aimed at, in turn (each kill at a random moment within its phase):
+- first-start: the first `--first` kills (while there is no checkpoint yet): any instant in the
+  first 15 s of a start, from the process's first instant (imports, before the run folder or
+  config.yaml exist) through decoding, the pair lists, and the first epoch's steps;
 - decoding: between the start of the process and the end of decoding (the "data:" log line);
 - mid-epoch: a random moment inside an epoch's training steps;
 - checkpoint: the moment a checkpoint's temporary file appears (polled every millisecond);
@@ -37,7 +40,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-PHASES = ("decoding", "mid-epoch", "checkpoint", "validation", "export")
+PHASES = ("first-start", "decoding", "mid-epoch", "checkpoint", "validation", "export")
+CYCLE = PHASES[1:-1]
+FIRST_START = 15.0  # seconds: the first checkpoint of configs/pairs.yaml comes after ~13 s
 CLOCK = ("seconds", "examples_per_s", "train_seconds")
 
 
@@ -104,6 +109,11 @@ def appears(folder: Path, pattern: str, proc: subprocess.Popen, limit: float) ->
 def aim(phase: str, run: Path, proc: subprocess.Popen, rng: random.Random) -> bool:
     """Wait for a moment of `phase`; True when it came (then the caller kills)."""
     log = run / "train.log"
+    if phase == "first-start":  # any instant before the first checkpoint, from the very start
+        deadline = time.time() + rng.uniform(0.0, FIRST_START)
+        while time.time() < deadline and proc.poll() is None and not checkpointed(run):
+            time.sleep(0.002)
+        return proc.poll() is None and not checkpointed(run)
     if phase == "decoding":
         before = lines(log, " data: ")
         deadline = time.time() + rng.uniform(0.5, 2.5)
@@ -125,6 +135,10 @@ def aim(phase: str, run: Path, proc: subprocess.Popen, rng: random.Random) -> bo
     if phase == "checkpoint":
         return appears(run / "checkpoints", ".*.tmp-*", proc, 300)
     return appears(run, ".export.tmp-*", proc, 600)
+
+
+def checkpointed(run: Path) -> bool:
+    return (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("*.ckpt"))
 
 
 def torn_files(run: Path) -> list:
@@ -193,6 +207,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/faults"))
     p.add_argument("--reference", type=Path, help="an uninterrupted run of the same config")
+    p.add_argument("--first", type=int, default=3,
+                   help="the first kills land at any instant before the first checkpoint")
     p.add_argument("--collect", nargs="+", metavar="OUT",
                    help="only summarise earlier runs' OUT folders (a table, and --csv)")
     p.add_argument("--csv", type=Path, default=Path("faults.csv"),
@@ -222,7 +238,8 @@ def main(argv=None) -> int:
     while len(kills) < args.kills and tried < 6 * args.kills:
         trained = len(log_rows(cut)) >= epochs
         phase = "export" if trained or len(kills) >= args.kills - exports else \
-            PHASES[tried % (len(PHASES) - 1)]
+            "first-start" if len(kills) < args.first and not checkpointed(cut) else \
+            CYCLE[tried % len(CYCLE)]
         tried += 1
         if aim(phase, cut, proc, rng):
             proc.send_signal(signal.SIGKILL)
