@@ -118,6 +118,24 @@ def _png() -> bytes:
 
 
 _SECRET_PNG = _png()
+# Sandboxes in memory when the machine has a tmpfs (3x faster to make and remove than on disk)
+_TMP = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
+def png(value: int = 0) -> bytes:
+    """A small grey PNG's bytes (made once per value): cheaper than Pillow per example."""
+    if value not in _PNGS:
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.new("L", (8, 8), value).save(buf, "PNG")
+        _PNGS[value] = buf.getvalue()
+    return _PNGS[value]
+
+
+_PNGS: dict = {}
 
 
 class Sandbox:
@@ -125,7 +143,7 @@ class Sandbox:
     never read: generated paths and symlinks point there)."""
 
     def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="siamese-fuzz-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="siamese-fuzz-", dir=_TMP))
         self.root = self.dir / "root"
         self.secret = self.dir / "secret"
         self.root.mkdir()

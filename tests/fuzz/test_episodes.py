@@ -6,7 +6,7 @@ from hypothesis import example, given
 
 from siamese.data.pairfiles import outside
 from siamese.eval.episodes import read_episodes
-from tests.fuzz.harness import Sandbox, budget, contract, mutations, write
+from tests.fuzz.harness import Sandbox, budget, contract, mutations, png, write
 
 CSV = (b"episode,role,path,label\ne1,support,A/0.png,A\ne1,support,B/0.png,B\n"
        b"e1,query,A/1.png,A\ne1,query,B/1.png,B\n")
@@ -15,16 +15,14 @@ LABELS = b"run01/test/item1.png run01/training/class1.png\n" \
 
 
 def _images(box: Sandbox) -> None:
-    from PIL import Image
-
     for c in "AB":
         (box.root / c).mkdir()
         for k in range(2):
-            Image.new("L", (8, 8), 10 * k).save(box.root / c / f"{k}.png")
+            (box.root / c / f"{k}.png").write_bytes(png(10 * k))
     for sub, names in (("training", ["class1", "class2"]), ("test", ["item1", "item2"])):
         (box.root / "run01" / sub).mkdir(parents=True)
         for n in names:
-            Image.new("L", (8, 8), 99).save(box.root / "run01" / sub / f"{n}.png")
+            (box.root / "run01" / sub / f"{n}.png").write_bytes(png(99))
 
 
 def _read(path, root=None):
