@@ -236,7 +236,7 @@ def main(argv=None) -> int:
     owner = None  # the kill whose aftermath the running process is
     exports = max(1, args.kills // len(PHASES))  # the last kills hit the export, at the end
     while len(kills) < args.kills and tried < 6 * args.kills:
-        trained = len(log_rows(cut)) >= epochs
+        trained = len(log_rows(cut)) >= epochs - 1  # in its last epoch: aim at the export
         phase = "export" if trained or len(kills) >= args.kills - exports else \
             "first-start" if len(kills) < args.first and not checkpointed(cut) else \
             CYCLE[tried % len(CYCLE)]
