@@ -54,7 +54,7 @@ def test_eval_with_a_mutated_pair_list(data):
         shutil.copytree(ROOMS / "run" / "export", box.root / "export")
         shutil.copytree(ROOMS / "images", box.root / "images")
         text = data.replace(b"A/", b"class0/").replace(b"B/", b"class1/")
-        pairs = write(box.root / "pairs.csv", text.replace(b".png", b".png"))
+        pairs = write(box.root / "pairs.csv", text)
         _exit(eval_py.main, [str(box.root / "export"), "--pairs", str(pairs), "--root",
                              str(box.root / "images"), "--out", str(box.root / "r.json")],
               box, [box.root])

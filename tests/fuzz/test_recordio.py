@@ -11,7 +11,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from siamese.data.images import DamagedSource
-from siamese.data.storage import loader, scan_source
+from siamese.data.sources import item_loader, scan_source
 from siamese.errors import UserError
 from tests.fuzz.harness import Sandbox, budget, contract, mutations, write
 
@@ -21,7 +21,7 @@ FILES = {s: (FIXTURE / f"pack{s}").read_bytes() for s in (".rec", ".idx", ".lst"
 
 def _open_and_decode(rec: Path):
     folder = scan_source(str(rec))
-    load = loader(folder, (16, 16), 1)
+    load = item_loader(folder, (16, 16), 1)
     assert len(folder.paths) == len(folder.labels) and folder.classes
     images = []
     for i in range(len(folder.paths)):
