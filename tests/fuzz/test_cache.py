@@ -61,6 +61,12 @@ def test_a_cache_with_an_edited_header(meta):
     _check(_resummed(meta))
 
 
+def test_headers_found_by_fuzzing_are_rebuilt_not_failed():
+    for meta in (dict(META, shape=None), dict(META, digests=[]), {k: v for k, v in META.items()
+                 if k != "bad"}, dict(META, bad=[[0]]), [1, 2]):
+        _check(_resummed(meta))
+
+
 def test_the_clean_cache_is_used():
     _check(VALID)
     assert _resummed(META) == VALID

@@ -20,7 +20,16 @@ from siamese.formats import checkpoint
 from siamese.train.engine import build_blocks
 from siamese.train.resume import plan_resume
 from siamese.train.state import State
-from tests.fuzz.harness import Sandbox, budget, contract, dumps, mutate_json, mutations, write
+from tests.fuzz.harness import (
+    ERROR,
+    Sandbox,
+    budget,
+    contract,
+    dumps,
+    mutate_json,
+    mutations,
+    write,
+)
 
 RUN = Path(__file__).resolve().parents[1] / "fixtures" / "rooms" / "run"
 VALID = (RUN / "checkpoints" / "last.ckpt").read_bytes()
@@ -99,6 +108,24 @@ def rewritten(draw) -> bytes:
         return VALID
 
 
+def _with(meta=None, **arrays) -> bytes:
+    out = dict(ARRAYS, **arrays)
+    if meta is not None:
+        out["meta"] = np.frombuffer(dumps(meta), np.uint8)
+    return _npz(out)
+
+
+FOUND = [  # found by fuzzing: each failed deep in restore (or would at the first step)
+    _with({k: v for k, v in META.items() if k != "optimizer"}),
+    _with(dict(META, optimizer=dict(META["optimizer"], counts={"0": None}))),
+    _with(dict(META, state=dict(META["state"], epoch="2"))),
+    _with(dict(META, state=dict(META["state"], epoch=0))),
+    _with(**{"param/model.branch.features.0.weight":
+             ARRAYS["param/model.branch.features.0.weight"].astype("U3")}),
+    _with(**{"opt/0/0": np.zeros(3, np.float32)}),
+]
+
+
 @budget(40)
 @given(mutations(VALID, separators=b""))
 def test_a_checkpoint_with_damaged_bytes(data):
@@ -117,3 +144,11 @@ def test_a_checkpoint_with_edited_meta_or_arrays(data):
         path = _run(box, data)
         contract("checkpoints", lambda: _restore(path), box, names=[path],
                  writable=[box.root])
+
+
+def test_checkpoints_found_by_fuzzing_are_refused_naming_the_file():
+    for data in FOUND:
+        with Sandbox() as box:
+            path = _run(box, data)
+            assert contract("checkpoints", lambda p=path: _restore(p), box, names=[path],
+                            writable=[box.root]) is ERROR

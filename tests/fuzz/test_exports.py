@@ -47,6 +47,10 @@ def _check(source: Path, edit) -> None:
 @example((EXPORTS[0], dict(META["export"], input=dict(META["export"]["input"],
                                                       shape=[-1, 1, 10 ** 6, 10 ** 6]))))
 @example((EXPORTS[0], {k: v for k, v in META["export"].items() if k != "embedding_size"}))
+@example((EXPORTS[0], dict(META["export"], score=dict(META["export"]["score"],
+                                                      threshold=float("nan")))))
+@example((EXPORTS[0], dict(META["export"], preprocess=dict(META["export"]["preprocess"],
+                                                           mean=True))))
 def test_an_edited_model_json(case):
     source, meta = case
     _check(source, lambda e: write(e / "model.json", dumps(meta)))
@@ -64,7 +68,15 @@ def test_an_edited_symbol(symbol):
     _check(EXPORTS[0], lambda e: write(e / "branch-symbol.json", dumps(symbol)))
 
 
+def _huge_dim(data: bytes) -> bytes:
+    """The params with its first array's first dimension made 2**40 (found by fuzzing: such a
+    file kept mx.nd.load busy past the time limit)."""
+    return data[:36] + (2 ** 40).to_bytes(8, "little") + data[44:]
+
+
 @budget(40)
 @given(mutations(PARAMS, separators=b""))
+@example(_huge_dim(PARAMS))
+@example(PARAMS[:24] + (2 ** 40).to_bytes(8, "little") + PARAMS[32:])
 def test_damaged_params(data):
     _check(EXPORTS[0], lambda e: write(e / "branch-0000.params", data))

@@ -40,7 +40,8 @@ def _open_and_decode(rec: Path):
                                               else b""))))
 @example((".idx", b"0\t0\n1\t-8\n"))
 @example((".idx", b"0\t99999999999999999999\n"))
-@example((".lst", b"0\tnan\tclass0/000.png\n"))
+@example((".lst", b"0\tnan\tclass0/000.png\n"))  # found by fuzzing
+@example((".lst", b"\xb00\t0.000000\tclass0/000.png\n"))  # found by fuzzing: not UTF-8
 def test_a_pack_with_one_damaged_file(case):
     suffix, data = case
     with Sandbox() as box:

@@ -26,7 +26,8 @@ CONFIG = (RUN / "config.yaml").read_bytes()
 
 @budget(80)
 @given(mutations(LOG, separators=b",:"), st.integers(0, 3))
-@example(b"[" * 100_000 + b"\n", 1)
+@example(b"[" * 100_000 + b"\n", 1)  # found by fuzzing: RecursionError
+@example(b'\xfb"epoch": 1}\n{"epoch": 2}\n', 1)  # found by fuzzing: UnicodeDecodeError
 @example(b'{"epoch": NaN}\n{"epoch": 1e999}\n{"epoch": "1"}\n', 1)
 def test_a_mutated_log_is_read_and_cut_back_without_failing(data, epoch):
     with Sandbox() as box:
@@ -47,6 +48,7 @@ def test_a_mutated_log_is_read_and_cut_back_without_failing(data, epoch):
 
 @budget(60)
 @given(mutations(SPLIT))
+@example(b"\xf0ath,class,split,labeled\n")  # found by fuzzing: UnicodeDecodeError
 def test_a_mutated_split_file(data):
     with Sandbox() as box:
         path = write(box.root / "split.csv", data)
@@ -58,6 +60,7 @@ def test_a_mutated_split_file(data):
 
 @budget(60)
 @given(mutations(DIGESTS))
+@example(b"path,digest\nclass0/000.png\n")  # found by fuzzing: a None digest
 def test_a_mutated_digest_file(data):
     with Sandbox() as box:
         path = write(box.root / "digests.csv", data)
