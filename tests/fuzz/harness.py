@@ -43,6 +43,9 @@ settings.register_profile("ci", derandomize=True, database=None, deadline=10_000
                           suppress_health_check=_CHECKS, print_blob=False)
 settings.register_profile("long", derandomize=False, database=None, deadline=None,
                           suppress_health_check=_CHECKS, report_multiple_bugs=False)
+# The suite's fixed budget: seeded (derandomize), no example database, a deadline per example
+# besides the hard limit. scripts/fuzz.py runs the same properties under "long".
+settings.load_profile("long" if LONG else "ci")
 
 
 def budget(n: int) -> settings:
