@@ -13,8 +13,8 @@ after it are listed in OUT/faults.json (`each_kill`), the processes' stderr in O
 
 Phases aimed at, in turn (each kill at a random moment within its phase):
 - first-start: the first `--first` kills (while there is no checkpoint yet): any instant in the
-  first 15 s of a start, from the process's first instant (imports, before the run folder or
-  config.yaml exist) through decoding, the pair lists, and the first epoch's steps;
+  first `--first-window` seconds of a start, from the process's first instant (imports, before
+  the run folder or config.yaml exist) through decoding, the pair lists, the first epoch's steps;
 - decoding: between the start of the process and the end of decoding (the "data:" log line);
 - mid-epoch: a random moment inside an epoch's training steps;
 - checkpoint: the moment a checkpoint's temporary file appears (polled every millisecond);
@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PHASES = ("first-start", "decoding", "mid-epoch", "checkpoint", "validation", "export")
 CYCLE = PHASES[1:-1]
-FIRST_START = 15.0  # seconds: the first checkpoint of configs/pairs.yaml comes after ~13 s
 CLOCK = ("seconds", "examples_per_s", "train_seconds")
 
 
@@ -106,11 +105,12 @@ def appears(folder: Path, pattern: str, proc: subprocess.Popen, limit: float) ->
     return False
 
 
-def aim(phase: str, run: Path, proc: subprocess.Popen, rng: random.Random) -> bool:
+def aim(phase: str, run: Path, proc: subprocess.Popen, rng: random.Random,
+        window: float = 15.0) -> bool:
     """Wait for a moment of `phase`; True when it came (then the caller kills)."""
     log = run / "train.log"
     if phase == "first-start":  # any instant before the first checkpoint, from the very start
-        deadline = time.time() + rng.uniform(0.0, FIRST_START)
+        deadline = time.time() + rng.uniform(0.0, window)
         while time.time() < deadline and proc.poll() is None and not checkpointed(run):
             time.sleep(0.002)
         return proc.poll() is None and not checkpointed(run)
@@ -207,8 +207,14 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/faults"))
     p.add_argument("--reference", type=Path, help="an uninterrupted run of the same config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config overrides, given to every start and resume (e.g. a shorter "
+                        "train.pairs_per_epoch); the --reference run must have the same")
     p.add_argument("--first", type=int, default=3,
                    help="the first kills land at any instant before the first checkpoint")
+    p.add_argument("--first-window", type=float, default=15.0,
+                   help="seconds after a start those kills are drawn from (about the time to "
+                        "the first checkpoint: ~13 s for configs/pairs.yaml on 2 cores)")
     p.add_argument("--collect", nargs="+", metavar="OUT",
                    help="only summarise earlier runs' OUT folders (a table, and --csv)")
     p.add_argument("--csv", type=Path, default=Path("faults.csv"),
@@ -220,18 +226,19 @@ def main(argv=None) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    sets = [x for item in args.set for x in ("--set", item)]
     whole = args.reference
     if whole is None:
         whole = out / "whole"
         print(f"uninterrupted run -> {whole}", file=sys.stderr)
-        assert start([args.config, "--run-dir", str(whole), "--force"]).wait() == 0
+        assert start([args.config, "--run-dir", str(whole), "--force", *sets]).wait() == 0
     cut = out / "cut"
     shutil.rmtree(cut, ignore_errors=True)
     logs = out / "stderr"
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir()
     epochs = len(log_rows(whole))
-    proc = start([args.config, "--run-dir", str(cut), "--force"], logs / "000.err")
+    proc = start([args.config, "--run-dir", str(cut), "--force", *sets], logs / "000.err")
     kills, tried, torn, resumes, failed, rows = [], 0, [], 0, [], []
     owner = None  # the kill whose aftermath the running process is
     exports = max(1, args.kills // len(PHASES))  # the last kills hit the export, at the end
@@ -241,7 +248,7 @@ def main(argv=None) -> int:
             "first-start" if len(kills) < args.first and not checkpointed(cut) else \
             CYCLE[tried % len(CYCLE)]
         tried += 1
-        if aim(phase, cut, proc, rng):
+        if aim(phase, cut, proc, rng, args.first_window):
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills.append(phase)
@@ -262,7 +269,8 @@ def main(argv=None) -> int:
                 rows[owner]["outcome"] = "; ".join(
                     filter(None, [rows[owner].get("outcome"), outcome(proc)]))
             # The config file too: a run killed before it saved config.yaml starts from it.
-            proc = start([args.config, "--resume", str(cut)], logs / f"{resumes + 1:03d}.err")
+            proc = start([args.config, "--resume", str(cut), *sets],
+                         logs / f"{resumes + 1:03d}.err")
             owner = len(rows) - 1 if rows else None
             resumes += 1
     code = proc.wait()
@@ -270,7 +278,7 @@ def main(argv=None) -> int:
         rows[owner]["outcome"] = "; ".join(filter(None, [rows[owner].get("outcome"),
                                                          outcome(proc)]))
     equal = code == 0 and figures(cut) == figures(whole)
-    report = {"config": args.config, "kills": len(kills),
+    report = {"config": args.config, "set": args.set, "kills": len(kills),
               "kills_by_phase": {ph: kills.count(ph) for ph in PHASES},
               "resumes": resumes, "resumes_failed": len(failed) + (code != 0),
               "torn_files": torn, "final_exit": code, "figures_equal_in_every_digit": equal,

@@ -197,7 +197,7 @@ def plan_resume(run_dir: Path, config: Optional[str], overrides: List[str]) -> t
                 f"CONFIG --resume {run}") if fresh else ""
         raise UserError(f"{run}: not a run directory (no config.yaml){hint}")
     remove_stale(run)
-    given = load_config(config) if config else None
+    given = load_config(config, overrides) if config else None  # as the command line says
     if not run.has_checkpoint():
         if run.metrics.exists():  # finished, its checkpoints deleted: never wipe its export
             raise UserError(f"{run}: a finished run without checkpoints; nothing to continue "
