@@ -4,7 +4,7 @@ found, and the slowest example.
 
     python scripts/fuzz.py --minutes 30 [--seed S] [--only exports,images] [--json OUT]
 
-The properties are the suite's (tests/fuzz/test_*.py), under the "long" Hypothesis profile:
+The properties are the suite's (tests/fuzz/test_fuzz_*.py), under the "long" Hypothesis profile:
 each is called again and again, `--batch` examples a call, each call with the next seed, the
 property that has had the least time so far next (each gets the same share of the time), until
 the time is up. A failure is shrunk by Hypothesis to its smallest input; failures
@@ -28,18 +28,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-FAMILIES = {"test_config": "config", "test_pairfiles": "pair lists", "test_episodes": "episodes",
-            "test_images": "images", "test_rundir": "run directories",
-            "test_checkpoint": "checkpoints", "test_exports": "exports",
-            "test_gallery": "galleries", "test_recordio": "recordio packs",
-            "test_cache": "decoded cache", "test_cli": "command line"}
+FAMILIES = {"config": "config", "pairfiles": "pair lists", "episodes": "episodes",
+            "images": "images", "rundir": "run directories", "checkpoint": "checkpoints",
+            "exports": "exports", "gallery": "galleries", "recordio": "recordio packs",
+            "cache": "decoded cache", "cli": "command line"}
 
 
 def properties(only: set) -> list:
     """(family, name, function) of every Hypothesis property in tests/fuzz."""
     out = []
-    for path in sorted((ROOT / "tests" / "fuzz").glob("test_*.py")):
-        family = FAMILIES.get(path.stem, path.stem)
+    for path in sorted((ROOT / "tests" / "fuzz").glob("test_fuzz_*.py")):
+        family = FAMILIES.get(path.stem[len("test_fuzz_"):], path.stem)
         if only and family not in only and path.stem not in only:
             continue
         module = importlib.import_module(f"tests.fuzz.{path.stem}")

@@ -71,6 +71,8 @@ def _coerce(tp: Any, value: Any, meta: dict, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         value = float(value)
+        if value != value:  # NaN (found by fuzzing: data.val_fraction=NaN was accepted)
+            raise bad
     elif tp is str:
         if value is True and meta.get("no_true"):
             raise UserError(meta["no_true"])

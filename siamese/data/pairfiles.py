@@ -69,16 +69,27 @@ def _parse_csv(path: Path, text: str) -> PairList:
     return PairList(left, right, np.asarray(labels, np.int64), lines, None, "csv")
 
 
-_HEADER = re.compile(r"^\s*(\d+)\s+(\d+)\s*$")
+_HEADER = re.compile(r"^\s*(\d{1,9})\s+(\d{1,9})\s*$")  # (a 5000-digit count: fuzzing)
+
+
+def is_file(path: Path) -> bool:
+    """Path.is_file, False for a path the system refuses (a name too long: found by fuzzing,
+    OSError escaped)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _class_files(root: Path, name: str, cache: Dict[str, List[str]]) -> List[str]:
     if name not in cache:
         folder = root / name
-        cache[name] = sorted(
-            f.name for f in folder.iterdir()
-            if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS
-        ) if folder.is_dir() else []
+        try:
+            cache[name] = sorted(
+                f.name for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")
+                and f.suffix.lower() in IMAGE_EXTENSIONS) if folder.is_dir() else []
+        except OSError:  # a name too long, a folder that cannot be listed: no images
+            cache[name] = []
     return cache[name]
 
 
@@ -145,7 +156,7 @@ def _validate(path: Path, pairs: PairList, root: Path, allow_outside: bool) -> N
             raise UserError(f"{path}: line {n}: duplicates the pair on line {seen[key]}")
         seen[key] = n
         for p in (a, b):
-            if not (root / p).is_file():
+            if not is_file(root / p):
                 raise UserError(f"{path}: line {n}: no such image {root / p}")
     if pairs.labels.all() or not pairs.labels.any():
         raise UserError(f"{path}: needs both same (1) and different (0) pairs to score")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Dict
 
@@ -93,8 +92,10 @@ def read(path: Path) -> tuple:
                 states = z["optimizer_states"].tobytes()
             else:
                 states = {k: z[k] for k in z.files if k.startswith(optstate.PREFIX)}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, RecursionError) as e:
-        raise UserError(f"{path}: not a readable checkpoint ({e})") from None
+    except Exception as e:  # noqa: BLE001  any failure of numpy's reader on these bytes (the
+        # gallery's fuzzing found tokenize.TokenError and TypeError) is the file's fault
+        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}: "
+                        f"{str(e)[:100]})") from None
     _check_meta(meta, path)
     return meta, params, states
 

@@ -170,7 +170,7 @@ class RunDir:
         """metrics.json, or {} when there is none (or it is unreadable)."""
         try:
             m = json.loads(self.metrics.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: found by fuzzing
             return {}
         return m if isinstance(m, dict) else {}
 

@@ -42,7 +42,9 @@ def open_blocks(export_dir: Path, ctx: mx.Context = mx.cpu()) -> tuple:
                 raise UserError(f"{export_dir}: the {role} network gives "
                                 f"{out.reshape(1, -1).shape[-1]} values, model.json says "
                                 f"{'one score' if want == 1 else f'embedding_size {want}'}")
-    except (mx.base.MXNetError, ValueError, AssertionError) as e:
+    except (mx.base.MXNetError, ValueError, AssertionError, AttributeError, KeyError,
+            TypeError, IndexError) as e:  # Attribute/Key/Type/IndexError: edited symbols
+        # (found by fuzzing) fail inside Gluon's import, not only in MXNet
         last = str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__
         raise UserError(f"{export_dir}: the exported symbol or parameters do not load ({last})") \
             from None

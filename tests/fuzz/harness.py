@@ -1,4 +1,4 @@
-"""The fuzzing contract, shared by every reader's properties (tests/fuzz/test_*.py) and by
+"""The fuzzing contract, shared by every reader's properties (tests/fuzz/test_fuzz_*.py) and by
 scripts/fuzz.py.
 
 Each example calls a reader on generated input inside `contract(...)`, which asserts:

@@ -47,6 +47,7 @@ def _read(path: Path, overrides=()):
 @example(b"a: &a [*a, *a]\n")
 @example(b"train:\n  epochs: " + b"9" * 5000 + b"\n")  # found by fuzzing (int() limit)
 @example(b"train: " + b"[" * 5000 + b"\n")
+@example(b"data:\n  root: " + b"a" * 5000 + b"\n")  # found by fuzzing: name too long
 def test_a_mutated_config_loads_or_is_refused_naming_the_file(data):
     with Sandbox() as box:
         path = _config(box, data)
@@ -56,6 +57,7 @@ def test_a_mutated_config_loads_or_is_refused_naming_the_file(data):
 
 @budget(60)
 @example("train.epochs", "9" * 5000)  # found by fuzzing (int() limit)
+@example("data.val_fraction", "NaN")  # found by fuzzing: accepted
 @example("0\n0", "")  # found by fuzzing: a key with a line break made a two-line message
 @given(st.sampled_from(KEYS) | st.text(max_size=20),
        st.sampled_from(SPECIAL) | st.text(max_size=20) | st.integers().map(str))

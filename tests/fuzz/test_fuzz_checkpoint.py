@@ -5,6 +5,7 @@ the file; a checkpoint is never unpickled."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from dataclasses import MISSING, fields
@@ -84,8 +85,8 @@ def rewritten(draw) -> bytes:
     shapes changed, the optimizer layout made to point anywhere."""
     arrays = dict(ARRAYS)
     if draw(st.booleans()):
-        meta = draw(mutate_json(META))
-        arrays["meta"] = np.frombuffer(dumps(meta), np.uint8)
+        with contextlib.suppress(ValueError):  # a document json cannot write
+            arrays["meta"] = np.frombuffer(dumps(draw(mutate_json(META))), np.uint8)
     for _ in range(draw(st.integers(0, 2))):
         k = draw(st.sampled_from(sorted(arrays)))
         op = draw(st.sampled_from(["drop", "dtype", "shape", "nan", "object", "rename"]))

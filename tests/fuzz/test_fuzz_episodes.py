@@ -37,6 +37,7 @@ def _read(path, root=None):
 @budget(80)
 @given(mutations(CSV))
 @example(b"episode,role,path,label\n\x00\n")
+@example(CSV + b"e1,query," + b"x" * 5000 + b",A\n")  # found by fuzzing: name too long
 def test_a_mutated_episode_csv(data):
     with Sandbox() as box:
         _images(box)

@@ -72,6 +72,7 @@ def test_a_mutated_digest_file(data):
 
 @budget(40)
 @given(mutations(METRICS, separators=b":,"))
+@example(b"[" * 100_000)  # found by fuzzing: RecursionError
 def test_mutated_metrics(data):
     with Sandbox() as box:
         write(box.root / "metrics.json", data)

@@ -15,9 +15,9 @@ import eval as eval_py
 import train
 from siamese.commands import gallery as gallery_cmd
 from tests.fuzz.harness import Sandbox, budget, contract, mutations, write
-from tests.fuzz.test_config import VALID as CONFIG
-from tests.fuzz.test_gallery import VALID as GALLERIES
-from tests.fuzz.test_pairfiles import CSV
+from tests.fuzz.test_fuzz_config import VALID as CONFIG
+from tests.fuzz.test_fuzz_gallery import VALID as GALLERIES
+from tests.fuzz.test_fuzz_pairfiles import CSV
 
 ROOMS = Path(__file__).resolve().parents[1] / "fixtures" / "rooms"
 
