@@ -50,6 +50,13 @@ def _read_text(path: Path) -> str:
 
 def _parse_csv(path: Path, text: str) -> PairList:
     rows = csv.reader(io.StringIO(text))
+    try:
+        return _csv_pairs(path, rows)
+    except csv.Error as e:  # a field beyond csv's limit, a NUL...: found by fuzzing
+        raise UserError(f"{path}: line {rows.line_num}: not CSV ({e})") from None
+
+
+def _csv_pairs(path: Path, rows) -> PairList:
     header = [h.strip().lower() for h in next(rows)]
     if header != ["left", "right", "label"]:
         raise UserError(f"{path}: line 1: expected the header left,right,label, got {header}")

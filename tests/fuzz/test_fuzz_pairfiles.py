@@ -43,6 +43,7 @@ def _check(data: bytes, link=None):
 @given(mutations(CSV))
 @example(b"left,right,label\nA/0.png,A/1.png,1\n\x00\n")
 @example(b"left,right,label\n\"A/0.png\n")
+@example(b"left,right,label" + b"a" * 140_000 + b"\n")  # found by fuzzing: csv.Error
 def test_a_mutated_csv_pair_list(data):
     _check(data)
 
