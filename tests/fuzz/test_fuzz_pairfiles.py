@@ -53,6 +53,8 @@ def test_a_mutated_csv_pair_list(data):
 @example(b"1\t2\nA\t1\t2\nB\t1\t2\nA\t1\tB\t1\n..\t1\tB\t2\n")
 @example(b"1 1\nA\x00 1 2\nA 1 B 1\n")
 @example(b"1\t2" + b"9" * 5000 + b"\n")  # found by fuzzing: int() limit
+@example(b"1\t1\nA\t1\t2" + b"9" * 5000 + b"\nA\t1\tB\t1\n")  # found by fuzzing: int() limit
+@example("1\t1\nA\t1\t\u00b2\nA\t1\tB\t1\n".encode())  # "²".isdigit()
 @example(b"1\t1\n" + b"x" * 5000 + b"\t1\t2\nA\t1\tB\t1\n")  # found by fuzzing: name too long
 def test_a_mutated_lfw_pair_list(data):
     _check(data)
