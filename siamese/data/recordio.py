@@ -96,6 +96,9 @@ class RecordFile:
                                     f"magic or truncated file); the pack is damaged")
             word = struct.unpack("<I", head[4:])[0]
             flag, length = word >> 29, word & ((1 << 29) - 1)
+            if pos + 8 + length > self.size:  # never ask pread for up to 512 MB the file lacks
+                raise DamagedSource(f"{self.rec}: record {key} runs past the end of the file; "
+                                    f"the pack is damaged (truncated)")
             data = self._read(length, pos + 8)
             if len(data) < length:
                 raise DamagedSource(f"{self.rec}: record {key} runs past the end of the file; "
