@@ -56,7 +56,7 @@ def load_config(path: str | Path, overrides: List[str] = ()) -> Config:
         cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
         pack = cfg.data.root.endswith(".rec")
         there = Path(cfg.data.root).is_file() if pack else Path(cfg.data.root).is_dir()
-    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop in resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop in resolve(); a NUL
         raise UserError(f"{path}: data.root: cannot use {cfg.data.root[:100]!r} ({e})") from None
     if not there:
         raise UserError(f"{path}: data.root: no such {'pack' if pack else 'folder'}: "

@@ -58,6 +58,7 @@ def test_a_mutated_config_loads_or_is_refused_naming_the_file(data):
 @budget(60)
 @example("train.epochs", "9" * 5000)  # found by fuzzing (int() limit)
 @example("data.val_fraction", "NaN")  # found by fuzzing: accepted
+@example("data.root", "\x00")  # found by fuzzing: ValueError (embedded null byte)
 @example("0\n0", "")  # found by fuzzing: a key with a line break made a two-line message
 @given(st.sampled_from(KEYS) | st.text(max_size=20),
        st.sampled_from(SPECIAL) | st.text(max_size=20) | st.integers().map(str))
