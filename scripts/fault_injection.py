@@ -96,10 +96,10 @@ def log_rows(run: Path) -> list:
 def appears(folder: Path, pattern: str, proc: subprocess.Popen, limit: float) -> bool:
     """Poll every millisecond for a new file matching `pattern` (one a killed write left
     before does not count); False if the process ended."""
-    old = set(folder.glob(pattern)) if folder.is_dir() else set()
+    old = listing(folder, pattern)
     end = time.time() + limit
     while time.time() < end and proc.poll() is None:
-        if folder.is_dir() and set(folder.glob(pattern)) - old:
+        if listing(folder, pattern) - old:
             return True
         time.sleep(0.001)
     return False
@@ -137,8 +137,17 @@ def aim(phase: str, run: Path, proc: subprocess.Popen, rng: random.Random,
     return appears(run, ".export.tmp-*", proc, 600)
 
 
+def listing(folder: Path, pattern: str) -> set:
+    """The files matching `pattern` in `folder`; empty while it does not exist (a restart
+    removes and makes it again while this polls)."""
+    try:
+        return set(folder.glob(pattern))
+    except OSError:
+        return set()
+
+
 def checkpointed(run: Path) -> bool:
-    return (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("*.ckpt"))
+    return bool(listing(run / "checkpoints", "*.ckpt"))
 
 
 def torn_files(run: Path) -> list:
@@ -148,7 +157,7 @@ def torn_files(run: Path) -> list:
     from siamese.scoring.bundles import open_blocks
 
     torn = []
-    for f in sorted((run / "checkpoints").glob("*.ckpt")):
+    for f in sorted(listing(run / "checkpoints", "*.ckpt")):
         try:
             checkpoint.read(f)
         except UserError:
