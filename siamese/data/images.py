@@ -26,9 +26,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
 
 
 # What Pillow raises on bytes it cannot decode: besides OSError and friends, a header declaring
-# more than Image.MAX_IMAGE_PIXELS * 2 pixels (DecompressionBombError, found by fuzzing).
+# more than Image.MAX_IMAGE_PIXELS * 2 pixels (DecompressionBombError), or a size whose buffers
+# cannot be had (MemoryError: a 44,739,236 x 1 16-bit PNG); both found by fuzzing.
 UNDECODABLE = (OSError, UnidentifiedImageError, ValueError, SyntaxError,
-               Image.DecompressionBombError)
+               Image.DecompressionBombError, MemoryError)
 
 
 def _why(e: Exception) -> str:

@@ -58,6 +58,7 @@ def test_mutated_image_bytes_decode_or_are_refused_naming_them(data, channels):
 @budget(60)
 @given(st.integers(0, 2 ** 31 - 1), st.integers(0, 2 ** 31 - 1), st.sampled_from([1, 8, 16]),
        st.sampled_from([0, 2, 3, 4, 6]))
+@example(44_739_236, 1, 16, 2)  # found by fuzzing: MemoryError
 def test_a_png_declaring_any_size(width, height, depth, color):
     with Sandbox() as box:
         data = png_declaring(width, height, depth, color)
