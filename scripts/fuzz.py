@@ -10,6 +10,9 @@ property that has had the least time so far next (each gets the same share of th
 the time is up. A failure is shrunk by Hypothesis to its smallest input; failures
 are told apart by exception type and the line that raised it (the innermost frame in siamese/,
 else the innermost one), and the first smallest input of each is printed and kept in --json.
+Each call runs in a forked child: a crash inside a native library (a segfault, an out-of-memory
+kill) is reported as a failure with its seed, and the run goes on; --json is rewritten every 20
+calls, so a run cut short still leaves its figures.
 Exit status 1 when any failure was found.
 """
 
@@ -94,24 +97,62 @@ def main(argv=None) -> int:
         use_seed(seed + calls)(fn)
         calls += 1
         t0 = time.time()
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001  a failure of the property: count, go on
-            sig = f"{family}: {signature(e)}"
-            notes = "\n".join(getattr(e, "__notes__", []))[:3000]
+        found = isolated(fn, harness.STATS)
+        spent[k] += time.time() - t0
+        if found is not None:
+            sig = f"{family}: {found['signature']}"
             if sig not in failures:
                 failures[sig] = {"family": family, "property": name, "seed": seed + calls - 1,
-                                 "error": f"{type(e).__name__}: {str(e)[:500]}",
-                                 "smallest": notes}
-                print(f"FAILURE {sig} ({name}, seed {seed + calls - 1})\n{notes[:1500]}",
-                      file=sys.stderr)
-        finally:
-            spent[k] += time.time() - t0
+                                 "error": found["error"], "smallest": found["notes"]}
+                print(f"FAILURE {sig} ({name}, seed {seed + calls - 1})\n"
+                      f"{found['notes'][:1500]}", file=sys.stderr)
+        if calls % 20 == 0:  # figures so far, in case the run is cut short
+            report(harness.STATS, failures, seed, calls, args, quiet=True)
     report(harness.STATS, failures, seed, calls, args)
     return 1 if failures else 0
 
 
-def report(stats: dict, failures: dict, seed: int, calls: int, args) -> None:
+def isolated(fn, stats: dict):
+    """Call the property in a forked child, so a crash inside a native library (a segfault,
+    the kernel's out-of-memory kill) is a failure to report, not the end of the run. The
+    child's statistics are merged into `stats`; returns None or the failure."""
+    import pickle
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(r)
+        before = {k: dict(v) for k, v in stats.items()}
+        out = None
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001  a failure of the property
+            out = {"signature": signature(e), "error": f"{type(e).__name__}: {str(e)[:500]}",
+                   "notes": "\n".join(getattr(e, "__notes__", []))[:3000]}
+        delta = {k: {"examples": v["examples"] - before.get(k, {}).get("examples", 0),
+                     "errors": v["errors"] - before.get(k, {}).get("errors", 0),
+                     "slowest": v["slowest"]} for k, v in stats.items()}
+        with os.fdopen(w, "wb") as fh:
+            pickle.dump((delta, out), fh)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as fh:
+        data = fh.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {status}"
+        return {"signature": f"crash ({how})", "error": "the process died", "notes": ""}
+    delta, out = pickle.loads(data)
+    for k, v in delta.items():
+        s = stats.setdefault(k, {"examples": 0, "errors": 0, "slowest": (0.0, "")})
+        s["examples"] += v["examples"]
+        s["errors"] += v["errors"]
+        if v["slowest"][0] > s["slowest"][0]:
+            s["slowest"] = v["slowest"]
+    return out
+
+
+def report(stats: dict, failures: dict, seed: int, calls: int, args, quiet=False) -> None:
     rows = []
     for family in sorted(set(stats) | {f["family"] for f in failures.values()}):
         s = stats.get(family, {"examples": 0, "errors": 0, "slowest": (0.0, "")})
@@ -119,6 +160,12 @@ def report(stats: dict, failures: dict, seed: int, calls: int, args) -> None:
         rows.append({"reader": family, "examples": s["examples"], "refused": s["errors"],
                      "distinct_failures": found, "slowest_s": round(s["slowest"][0], 3),
                      "slowest_example": s["slowest"][1][:120]})
+    if quiet:
+        if args.json:
+            args.json.write_text(json.dumps({"seed": seed, "minutes": args.minutes,
+                                             "calls": calls, "partial": True, "readers": rows,
+                                             "failures": failures}, indent=2) + "\n")
+        return
     print(f"\n{'reader':18s} {'examples':>9s} {'refused':>8s} {'failures':>8s} {'slowest':>8s}")
     for r in rows:
         print(f"{r['reader']:18s} {r['examples']:9d} {r['refused']:8d} "
