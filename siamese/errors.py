@@ -1,11 +1,20 @@
 """The one error type users see: a bad file, key or value. The CLIs turn it into exit status 2."""
 
 
+# Line breaks (everything str.splitlines splits at) and how a message shows them.
+_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
 class UserError(Exception):
     """A problem with the user's input: config, data, run directory or command line.
 
-    The message is one line and names the culprit (file, key path, line number).
+    The message is one line and names the culprit (file, key path, line number). It stays one
+    line whatever it quotes: a line break inside a quoted key, path or value (from a fuzzed
+    file, or a library's message) is shown escaped, as repr() shows it.
     """
+
+    def __init__(self, message: object = "", *rest):
+        super().__init__(str(message).translate(_BREAKS), *rest)
 
 
 class RunError(Exception):

@@ -41,7 +41,8 @@ def main(argv=None) -> int:
         if args.resume:
             setup_logging()
             cfg, run_dir, resume = plan_resume(args.resume, args.config, args.set)
-            check_workers(resume[1], rank_and_size(cfg.train.kvstore)[1], resume[0])
+            if resume is not None:
+                check_workers(resume[1], rank_and_size(cfg.train.kvstore)[1], resume[0])
         elif not args.config:
             raise UserError("give a config file (e.g. configs/pairs.yaml) or --resume RUN_DIR")
         else:
@@ -49,6 +50,8 @@ def main(argv=None) -> int:
         scratch = worker_scratch(cfg.train.kvstore, run_dir)  # ranks above 0 write here
         if scratch is not None:
             run_dir = scratch
+        elif args.resume and resume is None:  # killed before its first checkpoint: restart
+            run_dir.clear_for_restart()
         elif resume is None:
             run_dir = prepare_run_dir(args.run_dir or default_run_dir(args.config), args.force)
         setup_logging(run_dir.train_log)

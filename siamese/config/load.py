@@ -52,12 +52,15 @@ def load_config(path: str | Path, overrides: List[str] = ()) -> Config:
         cfg = from_dict(apply_overrides(raw, list(overrides)))
     except UserError as e:
         raise UserError(f"--set: {e}") from None
-    cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
-    if cfg.data.root.endswith(".rec"):
-        if not Path(cfg.data.root).is_file():
-            raise UserError(f"{path}: data.root: no such pack: {cfg.data.root}")
-    elif not Path(cfg.data.root).is_dir():
-        raise UserError(f"{path}: data.root: no such folder: {cfg.data.root}")
+    try:  # a name the system refuses (too long: found by fuzzing) is an OSError
+        cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
+        pack = cfg.data.root.endswith(".rec")
+        there = Path(cfg.data.root).is_file() if pack else Path(cfg.data.root).is_dir()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop in resolve(); a NUL
+        raise UserError(f"{path}: data.root: cannot use {cfg.data.root[:100]!r} ({e})") from None
+    if not there:
+        raise UserError(f"{path}: data.root: no such {'pack' if pack else 'folder'}: "
+                        f"{cfg.data.root}")
     return cfg
 
 

@@ -71,6 +71,8 @@ def _coerce(tp: Any, value: Any, meta: dict, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         value = float(value)
+        if value != value:  # NaN (found by fuzzing: data.val_fraction=NaN was accepted)
+            raise bad
     elif tp is str:
         if value is True and meta.get("no_true"):
             raise UserError(meta["no_true"])
@@ -128,8 +130,8 @@ def apply_overrides(raw: dict, overrides: List[str]) -> dict:
         key, text = (s.strip() for s in item.split("=", 1))
         try:
             value = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError:
-            value = text
+        except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: an int of > 4300
+            value = text  # digits (found by fuzzing); then refused by the key's type
         set_path(raw, key, value)
     return raw
 
@@ -147,6 +149,9 @@ def read_yaml(path: Path) -> dict:
         raise UserError(f"{path}: {where}invalid YAML ({problem})") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: cannot read ({e})") from None
+    except (ValueError, RecursionError) as e:  # found by fuzzing: an integer of more than
+        # 4300 digits (Python's int() limit) or nesting deeper than the recursion limit
+        raise UserError(f"{path}: invalid YAML ({str(e)[:100] or type(e).__name__})") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):

@@ -98,11 +98,38 @@ def read_meta(path: Path) -> Tuple[Optional[dict], str]:
         return None, f"unreadable ({e.strerror or e})"
     if hashlib.sha256(text).digest() != sha:
         return None, "its header checksum does not match"
-    meta = json.loads(text)
+    try:
+        meta = json.loads(text)
+        why = _header_fault(meta)
+    except (ValueError, RecursionError):
+        meta, why = None, "its header is not JSON"
+    if why:
+        return None, why
     n, h, w, c = meta["shape"]
     if size != n * h * w * c + length + _TAIL.size:
         return None, "its size does not match its header"
     return meta, ""
+
+
+def _header_fault(meta) -> str:
+    """What is wrong with a header whose checksum matches (written by other code, or edited and
+    re-summed: found by fuzzing, such a header failed with KeyError, TypeError or IndexError
+    instead of being rebuilt); "" when it is sound."""
+    def count(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    if not isinstance(meta, dict) or not isinstance(meta.get("shape"), list) or \
+            len(meta["shape"]) != 4 or not all(count(v) for v in meta["shape"]):
+        return "its header has no shape"
+    bad, digests = meta.get("bad"), meta.get("digests")
+    if not isinstance(bad, list) or not all(
+            isinstance(b, list) and len(b) == 2 and count(b[0]) and isinstance(b[1], str)
+            for b in bad):
+        return "its header's list of unreadable images is damaged"
+    if not isinstance(digests, list) or len(digests) != meta["shape"][0] or \
+            not all(isinstance(d, str) for d in digests):
+        return "its header's digests do not match its images"
+    return ""
 
 
 def check_pixels(path: Path, meta: dict) -> str:

@@ -25,6 +25,17 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
                     ".ppm")
 
 
+# What Pillow raises on bytes it cannot decode: besides OSError and friends, a header declaring
+# more than Image.MAX_IMAGE_PIXELS * 2 pixels (DecompressionBombError), or a size whose buffers
+# cannot be had (MemoryError: a 44,739,236 x 1 16-bit PNG); both found by fuzzing.
+UNDECODABLE = (OSError, UnidentifiedImageError, ValueError, SyntaxError,
+               Image.DecompressionBombError, MemoryError)
+
+
+def _why(e: Exception) -> str:
+    return str(e) or type(e).__name__
+
+
 class DamagedSource(UserError):
     """The container of the images (a pack) is damaged: the run stops, nothing is skipped."""
 
@@ -54,8 +65,8 @@ def load_image(path: str | Path, size: Sequence[int], channels: int) -> np.ndarr
     try:
         with Image.open(path) as img:
             return _convert(img, size, channels)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        raise UserError(f"{path}: cannot read image ({e})") from None
+    except UNDECODABLE as e:
+        raise UserError(f"{path}: cannot read image ({_why(e)})") from None
 
 
 def decode_bytes(data: bytes, size: Sequence[int], channels: int, name: str,
@@ -65,8 +76,8 @@ def decode_bytes(data: bytes, size: Sequence[int], channels: int, name: str,
     try:
         with Image.open(io.BytesIO(data), formats=formats) as img:
             return _convert(img, size, channels)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        raise UserError(f"{name}: cannot read image ({e})") from None
+    except UNDECODABLE as e:
+        raise UserError(f"{name}: cannot read image ({_why(e)})") from None
 
 
 def decode_each(n: int, load: Callable[[int], np.ndarray],

@@ -50,6 +50,13 @@ def _read_text(path: Path) -> str:
 
 def _parse_csv(path: Path, text: str) -> PairList:
     rows = csv.reader(io.StringIO(text))
+    try:
+        return _csv_pairs(path, rows)
+    except csv.Error as e:  # a field beyond csv's limit, a NUL...: found by fuzzing
+        raise UserError(f"{path}: line {rows.line_num}: not CSV ({e})") from None
+
+
+def _csv_pairs(path: Path, rows) -> PairList:
     header = [h.strip().lower() for h in next(rows)]
     if header != ["left", "right", "label"]:
         raise UserError(f"{path}: line 1: expected the header left,right,label, got {header}")
@@ -69,16 +76,27 @@ def _parse_csv(path: Path, text: str) -> PairList:
     return PairList(left, right, np.asarray(labels, np.int64), lines, None, "csv")
 
 
-_HEADER = re.compile(r"^\s*(\d+)\s+(\d+)\s*$")
+_HEADER = re.compile(r"^\s*(\d{1,9})\s+(\d{1,9})\s*$")  # (a 5000-digit count: fuzzing)
+
+
+def is_file(path: Path) -> bool:
+    """Path.is_file, False for a path the system refuses (a name too long: found by fuzzing,
+    OSError escaped)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _class_files(root: Path, name: str, cache: Dict[str, List[str]]) -> List[str]:
     if name not in cache:
         folder = root / name
-        cache[name] = sorted(
-            f.name for f in folder.iterdir()
-            if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS
-        ) if folder.is_dir() else []
+        try:
+            cache[name] = sorted(
+                f.name for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")
+                and f.suffix.lower() in IMAGE_EXTENSIONS) if folder.is_dir() else []
+        except OSError:  # a name too long, a folder that cannot be listed: no images
+            cache[name] = []
     return cache[name]
 
 
@@ -87,7 +105,9 @@ def _lfw_image(path: Path, n: int, root: Path, name: str, index: str, cache,
     if outside(name) and not allow_outside:
         raise UserError(f"{path}: line {n}: {name} is outside --root {root} (an absolute "
                         f"path or '..'); pass --allow-outside-root to read it anyway")
-    if not index.isdigit() or int(index) < 1:
+    # ASCII and at most 9 digits: "²" is a digit to str.isdigit, and int() refuses more than
+    # 4300 digits (both found by fuzzing: ValueError escaped)
+    if not (index.isascii() and index.isdigit() and len(index) <= 9) or int(index) < 1:
         raise UserError(f"{path}: line {n}: image number must be a positive integer, got {index!r}")
     files = _class_files(root, name, cache)
     if not files:
@@ -145,7 +165,7 @@ def _validate(path: Path, pairs: PairList, root: Path, allow_outside: bool) -> N
             raise UserError(f"{path}: line {n}: duplicates the pair on line {seen[key]}")
         seen[key] = n
         for p in (a, b):
-            if not (root / p).is_file():
+            if not is_file(root / p):
                 raise UserError(f"{path}: line {n}: no such image {root / p}")
     if pairs.labels.all() or not pairs.labels.any():
         raise UserError(f"{path}: needs both same (1) and different (0) pairs to score")

@@ -96,6 +96,9 @@ class RecordFile:
                                     f"magic or truncated file); the pack is damaged")
             word = struct.unpack("<I", head[4:])[0]
             flag, length = word >> 29, word & ((1 << 29) - 1)
+            if pos + 8 + length > self.size:  # never ask pread for up to 512 MB the file lacks
+                raise DamagedSource(f"{self.rec}: record {key} runs past the end of the file; "
+                                    f"the pack is damaged (truncated)")
             data = self._read(length, pos + 8)
             if len(data) < length:
                 raise DamagedSource(f"{self.rec}: record {key} runs past the end of the file; "
@@ -136,17 +139,23 @@ def read_idx(path: Path, rec_size: int) -> Dict[int, int]:
 def read_lst(path: Path) -> Dict[int, Tuple[float, str]]:
     """{index: (label, path)} of an im2rec `.lst` (`index<TAB>label...<TAB>path`)."""
     out = {}
-    with open(path) as fh:
-        for n, line in enumerate(fh, 1):
-            cols = line.rstrip("\n").split("\t")
-            if len(cols) < 3:
-                if line.strip():
-                    raise DamagedSource(f"{path}:{n}: expected index<TAB>label<TAB>path")
-                continue
-            try:
-                out[int(cols[0])] = (float(cols[1]), cols[-1])
-            except ValueError:
-                raise DamagedSource(f"{path}:{n}: expected index<TAB>label<TAB>path") from None
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:  # not UTF-8: found by fuzzing
+        raise DamagedSource(f"{path}: cannot read the pack's list ({e})") from None
+    for n, line in enumerate(lines, 1):
+        cols = line.split("\t")
+        if len(cols) < 3:
+            if line.strip():
+                raise DamagedSource(f"{path}:{n}: expected index<TAB>label<TAB>path")
+            continue
+        try:
+            label = float(cols[1])
+            out[int(cols[0])] = (label, cols[-1])
+        except ValueError:
+            raise DamagedSource(f"{path}:{n}: expected index<TAB>label<TAB>path") from None
+        if not np.isfinite(label):
+            raise DamagedSource(f"{path}:{n}: label {cols[1]!r} is not a finite number")
     return out
 
 
@@ -204,7 +213,11 @@ def open_pack(rec: Path) -> Tuple[Pack, List[str], np.ndarray, List[str]]:
 def _label(records: RecordFile, key: int, listed: dict) -> float:
     if key in listed:
         return listed[key][0]
-    return float(unpack_record(records.read(key), f"{records.rec} record {key}")[1][0])
+    label = float(unpack_record(records.read(key), f"{records.rec} record {key}")[1][0])
+    if not np.isfinite(label):
+        raise DamagedSource(f"{records.rec}: record {key}: label {label} is not a finite number; "
+                            f"the pack is damaged")
+    return label
 
 
 def pack_fingerprint(rec: Path) -> Optional[list]:

@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..data.pairfiles import outside
+from ..data.pairfiles import is_file, outside
 from ..errors import UserError
 from .metrics import wilson_interval
 
@@ -128,7 +128,7 @@ def read_episodes(path: Path, root: Optional[Path] = None,
             if not allow_outside and outside(image):
                 raise UserError(f"{path}: episode {ep.name}: {image} is outside the root "
                                 f"{root}; pass --allow-outside-root to read it anyway")
-            if not (root / image).is_file():
+            if not is_file(root / image):
                 raise UserError(f"{path}: episode {ep.name}: no such image {root / image}")
     return episodes, root
 

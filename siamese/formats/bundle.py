@@ -22,6 +22,7 @@ import mxnet as mx
 from mxnet import gluon
 
 from ..errors import UserError
+from .ndfile import check_params_file
 from .preprocess import COLOR_MODES
 
 SYMBOL, PARAMS, META = "branch-symbol.json", "branch-0000.params", "model.json"
@@ -39,20 +40,51 @@ BRANCH_FILES = {file_key("branch", "symbol", True): SYMBOL,
                 file_key("branch", "params", True): PARAMS}
 
 
+MAX_SIDE = 8192  # pixels: an input side beyond this is a damaged model.json, not a model
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < float("inf")
+
+
+def _side(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE
+
+
+def _meta_ok(meta: dict) -> bool:
+    """Every field a reader of model.json indexes into, with its type (found by fuzzing: a
+    bool, null or text in place of a list or number failed deep inside the readers, a NaN
+    threshold silently judged every pair different, a huge input shape allocated gigabytes)."""
+    shape, pre, score = meta["input"]["shape"], meta["preprocess"], meta["score"]
+    c = shape[1]
+    ok = (isinstance(shape, list) and len(shape) == 4 and shape[0] in (-1, 1)
+          and c in COLOR_MODES and _side(shape[2]) and _side(shape[3])
+          and pre["color"] == COLOR_MODES[c] and pre["resize"] == shape[2:]
+          and isinstance(pre["mean"], list) and isinstance(pre["std"], list)
+          and len(pre["mean"]) == len(pre["std"]) == c
+          and all(_num(v) for v in pre["mean"]) and all(_num(v) and v != 0 for v in pre["std"])
+          and _num(pre.get("scale", 1 / 255)) and _num(score["threshold"])
+          and isinstance(score["higher_is_similar"], bool) and isinstance(score["name"], str)
+          and (meta.get("embedding_size") is None or _side(meta["embedding_size"]))
+          and isinstance(pre.get("right_view", "none"), str)
+          and isinstance(meta.get("kind", "branch"), str))
+    if ok and score["name"] == "logistic":
+        ok = isinstance(score["weights"], list) and len(score["weights"]) == \
+            meta["embedding_size"] and all(_num(v) for v in score["weights"]) and \
+            _num(score["bias"])
+    files, need = meta.get("files") or {}, meta.get("requires") or []
+    return ok and isinstance(files, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and v and Path(v).name == v and v != ".."
+        for k, v in files.items()) and isinstance(need, list) and \
+        all(isinstance(f, str) for f in need)
+
+
 def _check_meta(meta: dict, path: Path) -> None:
-    """model.json must say how to preprocess and how to score, consistently."""
+    """model.json must say how to preprocess and how to score, consistently; the files it
+    names are plain names inside the export folder."""
     try:
-        c = meta["input"]["shape"][1]
-        pre, score = meta["preprocess"], meta["score"]
-        ok = (len(meta["input"]["shape"]) == 4 and pre["color"] == COLOR_MODES[c]
-              and len(pre["resize"]) == 2 and len(pre["mean"]) == len(pre["std"]) == c
-              and isinstance(score["threshold"], (int, float))
-              and isinstance(score["higher_is_similar"], bool) and score["name"])
-        if score["name"] == "logistic":
-            ok = ok and len(score["weights"]) == meta["embedding_size"]
-        ok = ok and isinstance(meta.get("kind", "branch"), str) and \
-            isinstance(pre.get("right_view", "none"), str)
-    except (KeyError, TypeError, IndexError):
+        ok = _meta_ok(meta)
+    except (KeyError, TypeError, IndexError, ValueError):
         ok = False
     if not ok:
         raise UserError(f"{path}: incomplete or inconsistent export metadata (input, "
@@ -69,7 +101,7 @@ def read_meta(export_dir: Path) -> dict:
     path = export_dir / META
     try:
         meta = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise UserError(f"{path}: cannot read export metadata ({e})") from None
     if not isinstance(meta, dict):
         raise UserError(f"{path}: export metadata is not a JSON object")
@@ -108,7 +140,10 @@ def _check_requires(meta: dict, path: Path) -> None:
 
 def load_symbol(export_dir: Path, role: str, inputs: List[str],
                 ctx: mx.Context = mx.cpu()) -> gluon.SymbolBlock:
-    """The exported network `role` (branch, left, right or scorer) as a SymbolBlock."""
+    """The exported network `role` (branch, left, right or scorer) as a SymbolBlock; its
+    parameter file is checked first (siamese.formats.ndfile), so a damaged one is refused
+    instead of hanging MXNet."""
+    check_params_file(export_dir / f"{role}-0000.params")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return gluon.SymbolBlock.imports(str(export_dir / f"{role}-symbol.json"), inputs,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Dict
 
@@ -93,9 +92,31 @@ def read(path: Path) -> tuple:
                 states = z["optimizer_states"].tobytes()
             else:
                 states = {k: z[k] for k in z.files if k.startswith(optstate.PREFIX)}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
-        raise UserError(f"{path}: not a readable checkpoint ({e})") from None
+    except Exception as e:  # noqa: BLE001  any failure of numpy's reader on these bytes (the
+        # gallery's fuzzing found tokenize.TokenError and TypeError) is the file's fault
+        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}: "
+                        f"{str(e)[:100]})") from None
+    _check_meta(meta, path)
     return meta, params, states
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _check_meta(meta, path: Path) -> None:
+    """The meta record's shape: what resume and restore index into (found by fuzzing: a meta
+    without `optimizer`, or with null or text where counts belong, failed deep in restore)."""
+    opt = meta.get("optimizer") if isinstance(meta, dict) else None
+    ok = isinstance(meta, dict) and _count(meta.get("epoch")) and _count(meta.get("batch", 0)) \
+        and isinstance(meta.get("state"), dict) and isinstance(meta.get("config"), dict) \
+        and isinstance(opt, dict) and _count(opt.get("num_update")) \
+        and isinstance(opt.get("counts"), dict) and isinstance(opt.get("states", {}), dict) \
+        and all(str(d).isdigit() and isinstance(v, dict) and all(
+            str(i).isdigit() and _count(c) for i, c in v.items())
+            for d, v in opt["counts"].items())
+    if not ok:
+        raise UserError(f"{path}: not a readable checkpoint (its meta record is damaged)")
 
 
 def optimizer_states(path: Path, meta: dict, states) -> dict:
@@ -103,6 +124,20 @@ def optimizer_states(path: Path, meta: dict, states) -> dict:
     if isinstance(states, bytes):
         return optstate.legacy_states(states, str(path))
     return optstate.unflatten(meta["optimizer"].get("states", {}), states, str(path))
+
+
+def _check_states(path: Path, states: dict, params: list) -> None:
+    """Each optimizer state belongs to a parameter and has its shape (else MXNet would fail at
+    the first step of the resumed run, or train with garbage: found by fuzzing)."""
+    def arrays(tree):
+        if isinstance(tree, (list, tuple)):
+            return [a for t in tree for a in arrays(t)]
+        return [] if tree is None else [tree]
+
+    for i, tree in states.items():
+        if not 0 <= i < len(params) or any(
+                tuple(a.shape) != tuple(params[i].shape) for a in arrays(tree)):
+            raise UserError(f"{path}: optimizer state {i} does not fit the model's parameters")
 
 
 def restore(path: Path, blocks: Dict[str, mx.gluon.Block],
@@ -121,9 +156,12 @@ def restore(path: Path, blocks: Dict[str, mx.gluon.Block],
         raise UserError(f"{path}: does not fit the configured model (missing "
                         f"{missing[:2]}, unexpected {extra[:2]})")
     for k, p in params.items():
-        if tuple(p.shape) != arrays[k].shape:
-            raise UserError(f"{path}: {k} has shape {arrays[k].shape}, the model {p.shape}")
+        if tuple(p.shape) != arrays[k].shape or arrays[k].dtype != np.dtype(p.dtype):
+            raise UserError(f"{path}: {k} is {arrays[k].dtype} {arrays[k].shape}, the model's "
+                            f"{np.dtype(p.dtype)} {p.shape}")
     opt = optimizer_states(path, meta, states) if trainer is not None else None
+    if trainer is not None:
+        _check_states(path, opt, trainer._params)
     for k, p in params.items():
         p.set_data(mx.nd.array(arrays[k], dtype=arrays[k].dtype))
     if trainer is not None:

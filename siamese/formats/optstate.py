@@ -60,13 +60,15 @@ def unflatten(layout: dict, arrays: Dict[str, np.ndarray], where: str) -> dict:
             if tree["array"] not in arrays:
                 raise UserError(f"{where}: optimizer state {tree['array']} is missing")
             a = arrays[tree["array"]]
+            if a.dtype.kind not in "fiu" or a.dtype.itemsize > 8:  # text, bool, complex...
+                raise UserError(f"{where}: optimizer state {tree['array']} is {a.dtype}")
             return mx.nd.array(a, dtype=a.dtype)
         items = [state(t) for t in tree.get("items", ())]
         return tuple(items) if tree.get("seq") == "tuple" else items
 
     try:
         return {int(i): state(t) for i, t in layout.items()}
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, RecursionError):
         raise UserError(f"{where}: optimizer state layout is damaged") from None
 
 

@@ -49,13 +49,27 @@ def read_split_classes(path: Path) -> Dict[str, set]:
     """{"train", "val", "test"}: the classes with an image in each split, from a run's
     pairs/split.csv."""
     out: Dict[str, set] = {"train": set(), "val": set(), "test": set()}
+    for row in _rows(path, ("class", "split"), "the run's split"):
+        out.setdefault(row["split"], set()).add(row["class"])
+    return out
+
+
+def _rows(path: Path, need: tuple, what: str) -> List[dict]:
+    """The rows of a CSV file with a header, each with the fields `need` present; a short row,
+    bytes that are not UTF-8 (found by fuzzing: UnicodeDecodeError escaped) or a missing column
+    is a UserError naming the file and line."""
     try:
         with open(path, newline="") as fh:
-            for row in csv.DictReader(fh):
-                out.setdefault(row["split"], set()).add(row["class"])
-    except (OSError, KeyError, csv.Error) as e:
-        raise UserError(f"{path}: cannot read the run's split ({e})") from None
-    return out
+            reader = csv.DictReader(fh)
+            rows = []
+            for row in reader:
+                if any(row.get(k) is None for k in need):
+                    raise UserError(f"{path}: line {reader.line_num}: expected the fields "
+                                    f"{', '.join(need)}; {what} is damaged")
+                rows.append(row)
+    except (OSError, csv.Error, ValueError) as e:
+        raise UserError(f"{path}: cannot read {what} ({e})") from None
+    return rows
 
 
 def image_digests(images: np.ndarray) -> List[str]:
@@ -77,11 +91,8 @@ def read_digests(path: Path) -> Dict[str, str]:
     """{path: digest} from pairs/digests.csv; {} for a run written before digests existed."""
     if not path.is_file():
         return {}
-    try:
-        with open(path, newline="") as fh:
-            return {row["path"]: row["digest"] for row in csv.DictReader(fh)}
-    except (OSError, KeyError, csv.Error) as e:
-        raise UserError(f"{path}: cannot read the run's image fingerprints ({e})") from None
+    return {row["path"]: row["digest"]
+            for row in _rows(path, ("path", "digest"), "the run's image fingerprints")}
 
 
 def first_change(saved: Dict[str, str], now: Dict[str, str]) -> Optional[str]:

@@ -132,11 +132,45 @@ class RunDir:
     def is_run(self) -> bool:
         return self.config.is_file()
 
+    def has_checkpoint(self) -> bool:
+        """True when any checkpoint file exists under its final name (readable or not)."""
+        return self.checkpoints.is_dir() and any(self.checkpoints.glob("*.ckpt"))
+
+    def never_started(self) -> bool:
+        """True for a folder a start left before it saved config.yaml: nothing in it but
+        empty checkpoints/ and pairs/, train.log and the temporaries of killed writes."""
+        if not self.root.is_dir() or self.is_run():
+            return False
+        temps = set(self.stale_temporaries())
+        for p in self.root.iterdir():
+            if p in temps or p.name == "train.log" or p.name.startswith(".write-test-"):
+                continue
+            if p.name not in ("checkpoints", "pairs") or not p.is_dir() or \
+                    any(q not in temps for q in p.iterdir()):
+                return False
+        return True
+
+    def clear_for_restart(self) -> None:
+        """Remove what a run killed before its first checkpoint left (log, pairs, storage,
+        pictures, sharing map, metrics, export), keeping config.yaml and train.log, so the run
+        starts again from the beginning in the same folder."""
+        keep = ("config.yaml", "train.log")
+        for name in ARTEFACTS + ("sharing.txt", "sharing.json"):
+            target = self / name
+            if name in keep:
+                continue
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        self.pairs.mkdir(exist_ok=True)
+
     def read_metrics(self) -> dict:
         """metrics.json, or {} when there is none (or it is unreadable)."""
         try:
             m = json.loads(self.metrics.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: found by fuzzing
             return {}
         return m if isinstance(m, dict) else {}
 

@@ -179,7 +179,12 @@ def gallery_index(gallery: Gallery, spec: dict, kind: str = "auto"):
     stored = gallery.header.get("index") or {}
     if gallery.index is not None and kind in ("auto", stored.get("kind")) and \
             stored.get("score") == spec["name"]:
-        return restore(gallery.index, spec, stored["kind"])
+        index = restore(gallery.index, spec, stored["kind"], gallery.source)
+        if len(index) != len(gallery.paths) or index.index.d != gallery.embeddings.shape[1]:
+            raise UserError(f"{gallery.source}: its stored {stored['kind']} index holds "
+                            f"{len(index)} vectors of size {index.index.d}, the gallery "
+                            f"{gallery.embeddings.shape}; build it again")
+        return index
     return build_index(gallery.embeddings, spec, kind)
 
 

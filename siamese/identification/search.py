@@ -185,12 +185,19 @@ def serialize(index) -> Optional[np.ndarray]:
     return None if index.kind == "exact" else np.asarray(faiss.serialize_index(index.index))
 
 
-def restore(blob: np.ndarray, spec: dict, kind: str) -> FaissIndex:
-    """A stored FAISS index, ready to search."""
+def restore(blob: np.ndarray, spec: dict, kind: str, where: str = "gallery") -> FaissIndex:
+    """A stored FAISS index, ready to search; `where` (the gallery file) is named when its
+    bytes do not read (FAISS raises RuntimeError: found by fuzzing)."""
     if faiss is None:
-        raise UserError("the gallery stores a FAISS index: pip install 'siamese[faiss]', or "
+        raise UserError(f"{where}: stores a FAISS index: pip install 'siamese[faiss]', or "
                         "--index exact")
-    return FaissIndex(None, spec, kind, built=faiss.deserialize_index(np.asarray(blob, np.uint8)))
+    try:
+        built = faiss.deserialize_index(np.asarray(blob, np.uint8))
+    except RuntimeError as e:
+        last = str(e).strip().splitlines()[-1][-120:] if str(e).strip() else "RuntimeError"
+        raise UserError(f"{where}: its stored FAISS index is damaged ({last}); build the "
+                        f"gallery again") from None
+    return FaissIndex(None, spec, kind, built=built)
 
 
 def search(index, vectors: np.ndarray, spec: dict, queries: np.ndarray,

@@ -11,6 +11,7 @@ from mxnet.gluon import HybridBlock
 
 from ..errors import UserError
 from ..formats import checkpoint
+from ..formats.ndfile import check_params_file
 from ..formats.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,12 @@ def load_pretrained(branch: HybridBlock, path: str) -> None:
         saved = run_branch_params(file)
     else:
         try:
+            check_params_file(file)  # a damaged file would hang mx.nd.load
             saved = mx.nd.load(str(file))
-        except mx.base.MXNetError:
+        except (mx.base.MXNetError, UserError):
             raise UserError(f"model.pretrained: {file}: not an MXNet .params file") from None
+        if not isinstance(saved, dict):
+            raise UserError(f"model.pretrained: {file}: its arrays have no names to match")
         saved = {k.split(":", 1)[-1]: v for k, v in saved.items()}
     params = branch._collect_params_with_prefix()
     loaded = 0

@@ -11,6 +11,7 @@ from ..errors import UserError
 from ..formats.bundle import load_symbol, read_meta
 from ..models.architectures import by_kind
 from .comparator import Comparator
+from .scores import SCORERS
 
 
 def open_blocks(export_dir: Path, ctx: mx.Context = mx.cpu()) -> tuple:
@@ -19,12 +20,18 @@ def open_blocks(export_dir: Path, ctx: mx.Context = mx.cpu()) -> tuple:
     export_dir = Path(export_dir)
     meta = read_meta(export_dir)
     arch = by_kind(meta["kind"], str(export_dir / "model.json"))
+    if meta["score"]["name"] not in SCORERS:
+        raise UserError(f"{export_dir / 'model.json'}: score.name: unknown "
+                        f"{meta['score']['name']!r} (valid: {', '.join(SCORERS)})")
     for key in arch.file_keys():
         if key not in meta["files"]:
             raise UserError(f"{export_dir / 'model.json'}: files.{key} missing (a "
                             f"{meta['kind']} export needs it)")
     c, h, w = meta["input"]["shape"][1:]
-    want = meta["embedding_size"] if arch.embeds else 1
+    want = meta.get("embedding_size") if arch.embeds else 1
+    if want is None:  # found by fuzzing: a KeyError
+        raise UserError(f"{export_dir / 'model.json'}: embedding_size missing (a "
+                        f"{meta['kind']} export embeds images)")
     blocks = {}
     try:
         for role in arch.roles:
@@ -35,7 +42,9 @@ def open_blocks(export_dir: Path, ctx: mx.Context = mx.cpu()) -> tuple:
                 raise UserError(f"{export_dir}: the {role} network gives "
                                 f"{out.reshape(1, -1).shape[-1]} values, model.json says "
                                 f"{'one score' if want == 1 else f'embedding_size {want}'}")
-    except (mx.base.MXNetError, ValueError, AssertionError) as e:
+    except (mx.base.MXNetError, ValueError, AssertionError, AttributeError, KeyError,
+            TypeError, IndexError) as e:  # Attribute/Key/Type/IndexError: edited symbols
+        # (found by fuzzing) fail inside Gluon's import, not only in MXNet
         last = str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__
         raise UserError(f"{export_dir}: the exported symbol or parameters do not load ({last})") \
             from None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import shutil
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import List, Optional
 
@@ -14,6 +16,7 @@ from ..errors import UserError
 from ..formats import checkpoint
 from ..formats.atomic import write_text
 from ..formats.rundir import RunDir
+from .state import State
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,31 @@ def candidates(run_dir: Path) -> List[Path]:
     return [run.checkpoint("last")] + run.epoch_checkpoints()[::-1]
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_state(meta: dict, path: Path) -> None:
+    """The loop's saved State: its fields with their types, at the checkpoint's epoch and batch
+    (found by fuzzing: an edited state resumed with text counters or another epoch)."""
+    state = meta["state"]
+    defaults = {f.name: f.default for f in fields(State) if f.default is not MISSING}
+    best = state.get("best", {})
+    ok = set(state) <= {f.name for f in fields(State)} \
+        and all(isinstance(state[k], type(v)) if isinstance(v, bool) else
+                (_number(state[k]) if isinstance(v, float) else
+                 isinstance(state[k], int) and not isinstance(state[k], bool))
+                for k, v in defaults.items() if k in state) \
+        and state.get("epoch", 0) == meta["epoch"] \
+        and state.get("batch", 0) == meta.get("batch", 0) \
+        and isinstance(best, dict) and all(_number(v) for v in best.values()) \
+        and isinstance(state.get("parts_sum", {}), dict) \
+        and all(_number(v) for v in state.get("parts_sum", {}).values())
+    if not ok:
+        raise UserError(f"{path}: not a readable checkpoint (its saved training state is "
+                        f"damaged)")
+
+
 def newest_checkpoint(run_dir: Path) -> tuple:
     """(path, meta) of the most advanced readable checkpoint; unreadable ones are reported.
 
@@ -40,6 +68,7 @@ def newest_checkpoint(run_dir: Path) -> tuple:
             continue
         try:
             meta, _, _ = checkpoint.read(path)
+            check_state(meta, path)
             good.append(((meta["epoch"], meta.get("batch", 0)), path, meta))
         except (UserError, KeyError) as e:
             bad.append(path)
@@ -95,10 +124,17 @@ def _parsed(path: Path) -> List[tuple]:
     """(line, row) of each line of log.jsonl that parses to an object; a line a crash tore in
     the middle of its write is skipped with a warning."""
     out = []
-    for n, line in enumerate(path.read_text().splitlines() if path.exists() else [], start=1):
+    try:
+        raw = path.read_bytes().splitlines() if path.exists() else []
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the run's log ({e.strerror or e})") from None
+    for n, data in enumerate(raw, start=1):
+        # A line that is not UTF-8 or nests too deeply is as torn as one cut short (fuzzing
+        # found both: UnicodeDecodeError and RecursionError used to escape).
         try:
+            line = data.decode()
             row = json.loads(line) if line.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):
             log.warning("%s: line %d is torn (a write cut short); dropped", path, n)
             continue
         if isinstance(row, dict):
@@ -106,11 +142,18 @@ def _parsed(path: Path) -> List[tuple]:
     return out
 
 
+def _epoch(row: dict) -> float:
+    """A row's epoch; infinity for a row without a numeric one (dropped by a cut; a row of
+    another type made a cut fail: found by fuzzing)."""
+    e = row.get("epoch")
+    return e if isinstance(e, (int, float)) and not isinstance(e, bool) and e == e else math.inf
+
+
 def truncate_log(path: Path, epoch: int) -> None:
     """Keep the log lines of epochs up to `epoch` (those the checkpoint has seen). A torn line
     is dropped, not a failure."""
     if path.exists():
-        rows = [line for line, row in _parsed(path) if row.get("epoch", epoch + 1) <= epoch]
+        rows = [line for line, row in _parsed(path) if _epoch(row) <= epoch]
         write_text(path, "".join(r + "\n" for r in rows))
 
 
@@ -131,7 +174,11 @@ def remove_stale(run: RunDir) -> None:
 
 
 def plan_resume(run_dir: Path, config: Optional[str], overrides: List[str]) -> tuple:
-    """(config, run directory, (checkpoint, meta)) for `train.py --resume RUN_DIR`.
+    """(config, run directory, (checkpoint, meta) or None) for `train.py --resume RUN_DIR`.
+
+    A run killed before its first checkpoint has nothing to continue from: it starts again from
+    the beginning (resume None) with its saved config.yaml, or, when it was killed before even
+    that was saved, with the config file given on the command line.
 
     Raises:
         UserError: not a run directory, no readable checkpoint, an unsafe change, or a run
@@ -139,11 +186,31 @@ def plan_resume(run_dir: Path, config: Optional[str], overrides: List[str]) -> t
     """
     run = RunDir(run_dir)
     if not run.is_run():
-        raise UserError(f"{run}: not a run directory (no config.yaml)")
+        fresh = run.never_started() or not run.root.exists()
+        if config and fresh:
+            log.warning("%s: stopped before it saved its config; starting it from the "
+                        "beginning with %s", run, config)
+            return load_config(config, overrides), run, None
+        if not run.root.exists():
+            raise UserError(f"{run}: no such run directory")
+        hint = (f"; it was stopped before it saved its config: start it with python train.py "
+                f"CONFIG --resume {run}") if fresh else ""
+        raise UserError(f"{run}: not a run directory (no config.yaml){hint}")
     remove_stale(run)
+    given = load_config(config, overrides) if config else None  # as the command line says
+    if not run.has_checkpoint():
+        if run.metrics.exists():  # finished, its checkpoints deleted: never wipe its export
+            raise UserError(f"{run}: a finished run without checkpoints; nothing to continue "
+                            f"from (start a new run with --set model.pretrained={run})")
+        cfg = resume_config(to_dict(load_config(run.config)), overrides, given)
+        log.warning("%s: no checkpoint yet (stopped before the first one); starting it again "
+                    "from the beginning with its saved config", run)
+        return cfg, run, None
     path, meta = newest_checkpoint(run.root)
-    given = load_config(config) if config else None
-    cfg = resume_config(meta["config"], overrides, given)
+    try:
+        cfg = resume_config(meta["config"], overrides, given)
+    except UserError as e:
+        raise UserError(f"{path}: {e}" if str(path) not in str(e) else str(e)) from None
     stopped = meta["state"].get("stopped_early")
     if (meta["epoch"] >= cfg.train.epochs or stopped) and run.metrics.exists():
         raise UserError(f"{run}: already finished {meta['epoch']} epochs"
