@@ -29,11 +29,23 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
 # more than Image.MAX_IMAGE_PIXELS * 2 pixels (DecompressionBombError), or a size whose buffers
 # cannot be had (MemoryError: a 44,739,236 x 1 16-bit PNG); both found by fuzzing.
 UNDECODABLE = (OSError, UnidentifiedImageError, ValueError, SyntaxError,
-               Image.DecompressionBombError, MemoryError)
+               Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError)
 
 
 def _why(e: Exception) -> str:
     return str(e) or type(e).__name__
+
+
+class ImageTooLarge(UserError):
+    """An image whose header declares more pixels than Pillow's limit (Image.MAX_IMAGE_PIXELS):
+    refused before its pixels are decoded."""
+
+
+def _refuse(name, e: Exception) -> UserError:
+    """The UserError of an image Pillow could not decode."""
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return ImageTooLarge(f"{name}: image larger than the pixel limit ({_why(e)})")
+    return UserError(f"{name}: cannot read image ({_why(e)})")
 
 
 class DamagedSource(UserError):
@@ -66,7 +78,7 @@ def load_image(path: str | Path, size: Sequence[int], channels: int) -> np.ndarr
         with Image.open(path) as img:
             return _convert(img, size, channels)
     except UNDECODABLE as e:
-        raise UserError(f"{path}: cannot read image ({_why(e)})") from None
+        raise _refuse(path, e) from None
 
 
 def decode_bytes(data: bytes, size: Sequence[int], channels: int, name: str,
@@ -77,7 +89,7 @@ def decode_bytes(data: bytes, size: Sequence[int], channels: int, name: str,
         with Image.open(io.BytesIO(data), formats=formats) as img:
             return _convert(img, size, channels)
     except UNDECODABLE as e:
-        raise UserError(f"{name}: cannot read image ({_why(e)})") from None
+        raise _refuse(name, e) from None
 
 
 def decode_each(n: int, load: Callable[[int], np.ndarray],

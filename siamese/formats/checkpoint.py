@@ -157,8 +157,8 @@ def restore(path: Path, blocks: Dict[str, mx.gluon.Block],
                         f"{missing[:2]}, unexpected {extra[:2]})")
     for k, p in params.items():
         if tuple(p.shape) != arrays[k].shape or arrays[k].dtype != np.dtype(p.dtype):
-            raise UserError(f"{path}: {k} is {arrays[k].dtype} {arrays[k].shape}, the model's "
-                            f"{np.dtype(p.dtype)} {p.shape}")
+            raise UserError(f"{path}: {k} has shape {arrays[k].shape} {arrays[k].dtype}, the "
+                            f"model's {tuple(p.shape)} {np.dtype(p.dtype)}")
     opt = optimizer_states(path, meta, states) if trainer is not None else None
     if trainer is not None:
         _check_states(path, opt, trainer._params)

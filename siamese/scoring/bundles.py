@@ -20,7 +20,7 @@ def open_blocks(export_dir: Path, ctx: mx.Context = mx.cpu()) -> tuple:
     export_dir = Path(export_dir)
     meta = read_meta(export_dir)
     arch = by_kind(meta["kind"], str(export_dir / "model.json"))
-    if meta["score"]["name"] not in SCORERS:
+    if arch.embeds and meta["score"]["name"] not in SCORERS:  # a pair scorer scores itself
         raise UserError(f"{export_dir / 'model.json'}: score.name: unknown "
                         f"{meta['score']['name']!r} (valid: {', '.join(SCORERS)})")
     for key in arch.file_keys():

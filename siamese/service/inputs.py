@@ -22,7 +22,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 from PIL import Image
 
-from ..data.images import IMAGE_EXTENSIONS, decode_bytes
+from ..data.images import IMAGE_EXTENSIONS, ImageTooLarge, decode_bytes
 from ..errors import UserError
 
 Image.init()
@@ -82,7 +82,7 @@ def decode(data: bytes, name: str, size: Sequence[int], channels: int,
         raise ClientError(400, f"{name}: empty file")
     try:
         return decode_bytes(data, size, channels, name, FORMATS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except ImageTooLarge:
         raise ClientError(413, f"{name}: image larger than {max_pixels} pixels") from None
     except UserError:
         raise ClientError(400, f"{name}: not a readable image in a format read here "

@@ -142,7 +142,8 @@ def test_predict_embed_writes_names_and_embeddings(exported, tmp_path):
 @pytest.mark.parametrize("damage, message", [
     (lambda d: (d / PARAMS).unlink(), "branch-0000.params: missing"),
     (lambda d: (d / META).write_text("{not json"), "cannot read export metadata"),
-    (lambda d: (d / PARAMS).write_bytes((d / PARAMS).read_bytes()[:200]), "do not load"),
+    (lambda d: (d / PARAMS).write_bytes((d / PARAMS).read_bytes()[:200]),
+     "not a readable MXNet parameter file"),
     (lambda d: (d / META).write_text(json.dumps({"input": {}})), "inconsistent export"),
 ])
 def test_damaged_export_is_refused(exported, tmp_path, capsys, damage, message):
