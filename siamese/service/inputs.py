@@ -109,6 +109,8 @@ def from_json(body: bytes, fields: Dict[str, bool]) -> Dict[str, List[bytes]]:
         obj = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ClientError(400, "the body is not valid JSON") from None
+    except RecursionError:  # found by fuzzing: [[[[... nested past the interpreter's limit
+        raise ClientError(400, "the JSON body is nested too deeply") from None
     if not isinstance(obj, dict):
         raise ClientError(400, "the JSON body must be an object")
     out = {}
