@@ -50,17 +50,22 @@ def make_folder(root: Path, classes: int = 4, per_class: int = 8, size: int = 16
 LEGACY = ROOT / "tests" / "fixtures" / "legacy"
 
 
-@pytest.fixture
-def legacy(tmp_path):
-    """A copy of the run the flat package wrote before issue 17 (tests/fixtures/legacy), with
-    the current folder set so its relative data.root resolves."""
+def copied_fixture(source: Path, tmp_path: Path):
+    """A copy of a fixture folder, the current folder set to it while the test runs (so its
+    relative paths resolve); the generator of a pytest fixture."""
     import shutil
 
-    shutil.copytree(LEGACY, tmp_path / "legacy")
+    shutil.copytree(source, tmp_path / source.name)
     cwd = os.getcwd()
-    os.chdir(tmp_path / "legacy")
-    yield tmp_path / "legacy"
+    os.chdir(tmp_path / source.name)
+    yield tmp_path / source.name
     os.chdir(cwd)
+
+
+@pytest.fixture
+def legacy(tmp_path):
+    """A copy of the run the flat package wrote before issue 17 (tests/fixtures/legacy)."""
+    yield from copied_fixture(LEGACY, tmp_path)
 
 
 @pytest.fixture

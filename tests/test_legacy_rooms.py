@@ -7,12 +7,10 @@ within float noise on another CPU."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, copied_fixture
 
 import eval as eval_cli
 import train
@@ -26,11 +24,7 @@ EXPECTED = json.loads((FIXTURE / "expected.json").read_text())
 @pytest.fixture
 def rooms(tmp_path):
     """A copy of the fixture, the current folder set so its relative paths resolve."""
-    shutil.copytree(FIXTURE, tmp_path / "rooms")
-    cwd = os.getcwd()
-    os.chdir(tmp_path / "rooms")
-    yield tmp_path / "rooms"
-    os.chdir(cwd)
+    yield from copied_fixture(FIXTURE, tmp_path)
 
 
 def test_the_fixture_names_no_path_of_a_machine():

@@ -11,29 +11,17 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from conftest import ROOT
+
+from siamese.commands.bench.loadgen import multipart  # noqa: F401  the tests' bodies too
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def multipart(fields: dict) -> tuple:
-    """(body, content type) of {name: bytes or [bytes]} as multipart/form-data files."""
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, values in fields.items():
-        for k, data in enumerate(values if isinstance(values, list) else [values]):
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                         f'filename="{name}{k}.png"\r\nContent-Type: application/octet-stream'
-                         f'\r\n\r\n'.encode() + data + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), \
-        f"multipart/form-data; boundary={boundary}"
 
 
 def b64(data: bytes) -> str:
