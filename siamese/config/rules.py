@@ -12,6 +12,9 @@ import yaml
 from ..errors import UserError
 from .schema import Config
 
+# losses that learn from the labels of P x K batches (data.sampler: pk)
+BATCH_LOSSES = ("triplet", "cosface", "nca")
+
 
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -100,6 +103,21 @@ def check_groups(cfg: Config) -> None:
                         "270])")
 
 
+def check_members(m) -> None:
+    """model.members: an ensemble inside the one branch of a siamese network."""
+    if m.members == 1:
+        return
+    if m.architecture != "siamese":
+        raise UserError(f"model.members: an ensemble inside the one branch; needs "
+                        f"model.architecture: siamese, not {m.architecture}")
+    if not m.normalize:
+        raise UserError("model.members: the members' embeddings are averaged as unit vectors; "
+                        "needs model.normalize: true")
+    if m.decoder != "none":
+        raise UserError("model.members: not with model.decoder (one decoder mirrors one "
+                        "branch)")
+
+
 def check(cfg: Config) -> None:
     """Rules that involve more than one field."""
     parse_threshold_rule(cfg.eval.threshold)
@@ -108,12 +126,12 @@ def check(cfg: Config) -> None:
     if loss.mining != "none" and d.sampler != "pk":
         raise UserError(f"loss.mining: {loss.mining} mines inside P x K batches; set "
                         f"data.sampler: pk (with loss.name: triplet)")
-    if d.sampler == "pk" and loss.name not in ("triplet", "cosface"):
-        raise UserError(f"data.sampler: pk batches are for loss.name: triplet or cosface, not "
-                        f"{loss.name}")
-    if loss.name == "cosface" and d.sampler != "pk":
-        raise UserError("loss.name: cosface learns from class labels in P x K batches; set "
-                        "data.sampler: pk")
+    if d.sampler == "pk" and loss.name not in BATCH_LOSSES:
+        raise UserError(f"data.sampler: pk batches are for loss.name: triplet, cosface or nca, "
+                        f"not {loss.name}")
+    if loss.name in ("cosface", "nca") and d.sampler != "pk":
+        raise UserError(f"loss.name: {loss.name} learns from class labels in P x K batches; set "
+                        f"data.sampler: pk")
     if loss.mining != "none" and loss.name != "triplet":
         raise UserError(f"loss.mining: mines triplets; not for loss.name: {loss.name}")
     arch = cfg.model.architecture
@@ -121,13 +139,14 @@ def check(cfg: Config) -> None:
         raise UserError(f"loss.name: model.architecture: two_channel outputs a score per pair "
                         f"and trains with loss.name: logistic (binary cross-entropy), not "
                         f"{loss.name}")
-    if arch != "siamese" and loss.name in ("triplet", "cosface"):
+    if arch != "siamese" and loss.name in BATCH_LOSSES:
         raise UserError(f"loss.name: {loss.name} needs model.architecture: siamese (every image "
                         f"through one branch), not {arch}")
     parse_init(cfg.model.init)
     if cfg.model.decoder != "none" and cfg.model.stem_stride != 1:
         raise UserError("model.stem_stride: the decoder mirrors a stride-1 branch; leave "
                         "model.stem_stride: 1 with model.decoder")
+    check_members(cfg.model)
     if cfg.model.decoder != "none" and arch != "siamese":
         raise UserError(f"model.decoder: needs model.architecture: siamese, not {arch}")
     if loss.name == "none" and cfg.model.decoder == "none":

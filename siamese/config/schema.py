@@ -102,6 +102,9 @@ class ModelConfig:
     branch: str = _f("convnet", "branch network from the registry "
                      "(siamese.models.branches.BRANCHES)")
     embedding_size: int = _f(128, "length of the embedding vector", min=1)
+    members: int = _f(1, "siamese: N branches trained side by side, each on its own loss, as "
+                      "one exported branch: an ensemble whose embedding is theirs concatenated "
+                      "(N x embedding_size values) and whose distance averages theirs", min=1)
     widths: List[int] = _f([], "convnet: channels of its convolutions, one block each, e.g. "
                            "[64, 128, 256] ([] = the branch's own, [32, 64, 128])", min=1)
     stem_stride: int = _f(1, "convnet: stride of its first convolution (2 = a larger input at "
@@ -132,12 +135,14 @@ class ModelConfig:
 class LossConfig:
     name: str = _f("contrastive", "loss from the registry: contrastive | logistic | triplet | "
                    "cosface (margin softmax over the training classes, data.sampler: pk) | "
+                   "nca (soft nearest neighbour inside P x K batches, data.sampler: pk) | "
                    "none (reconstruction only, needs model.decoder)")
     margin: float = _f(1.0, "contrastive: different pairs are pushed beyond this distance; "
                        "triplet: d(anchor, negative) must exceed d(anchor, positive) by this; "
                        "cosface: subtracted from the true class's cosine (e.g. 0.35)",
                        positive=True)
-    scale: float = _f(30.0, "cosface: the scale s of the cosine logits", positive=True)
+    scale: float = _f(30.0, "cosface: the scale s of the cosine logits; nca: the scale s of "
+                      "the logits -s * distance", positive=True)
     reconstruction_weight: float = _f(1.0, "with model.decoder: total loss = similarity loss "
                                       "+ this x reconstruction loss (mean squared error)",
                                       positive=True)

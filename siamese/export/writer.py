@@ -55,7 +55,8 @@ def model_meta(data_cfg, model_cfg, score: dict) -> dict:
             "right_view": data_cfg.right_view,
         },
         "branch": model_cfg.branch,
-        "embedding_size": model_cfg.embedding_size,
+        "members": model_cfg.members,  # model.members: an ensemble in one branch
+        "embedding_size": model_cfg.embedding_size * model_cfg.members,
         "normalized": model_cfg.normalize,
         "distance": score["name"],  # euclidean | cosine (lower = same) | logistic (higher)
         "score": score,

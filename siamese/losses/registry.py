@@ -13,6 +13,8 @@ from mxnet.gluon import HybridBlock
 
 from ..errors import UserError
 from .margin import CosFaceLoss
+from .members import PerMember
+from .neighbours import BatchNCALoss
 from .pair import ContrastiveLoss, LogisticLoss, NoSimilarityLoss, PairScoreLoss
 from .triplet import BatchTripletLoss, TripletLoss
 
@@ -26,12 +28,13 @@ LOSSES: Dict[str, Callable[..., HybridBlock]] = {
                                                                       cfg.mining),
     "cosface": lambda cfg, distance, classes, size: CosFaceLoss(classes, size, cfg.scale,
                                                                 cfg.margin, distance),
+    "nca": lambda cfg, distance, classes, size: BatchNCALoss(cfg.scale, distance),
     "none": lambda cfg, distance, classes, size: NoSimilarityLoss(distance),
 }
 
 
 def build_loss(cfg, distance: str, entry: str = "", classes: int = 0,
-               embedding_size: int = 0) -> HybridBlock:
+               embedding_size: int = 0, members: int = 1) -> HybridBlock:
     """The loss block.
 
     Args:
@@ -39,8 +42,11 @@ def build_loss(cfg, distance: str, entry: str = "", classes: int = 0,
         distance: `model.distance`, the distance the loss and its score use.
         entry: the LOSSES entry (default `cfg.name`), as siamese.train.pairing chooses it.
         classes, embedding_size: how many classes labels index, and E (margin softmax).
+        members: `model.members`; above 1, one loss per member of the branch (PerMember).
     """
     entry = entry or cfg.name
     if entry not in LOSSES:
         raise UserError(f"loss.name: unknown loss {entry!r} (valid: {', '.join(LOSSES)})")
+    if members > 1:
+        return PerMember(lambda: LOSSES[entry](cfg, distance, classes, embedding_size), members)
     return LOSSES[entry](cfg, distance, classes, embedding_size)

@@ -18,7 +18,7 @@ from mxnet.gluon import HybridBlock
 
 from ..errors import UserError
 from ..formats.bundle import file_key
-from .branches import get_branch
+from .branches import Members, get_branch
 from .nets import (  # noqa: F401  (re-exported: the architectures' networks)
     FORWARD_MODES,
     Probability,
@@ -106,11 +106,15 @@ class Siamese(Architecture):
     what = "one branch for both images (siamese): embed each image, then score the two embeddings"
 
     def build(self, cfg) -> HybridBlock:
-        return SiameseNet(get_branch(cfg.branch, cfg.embedding_size, cfg.normalize,
-                                     **branch_options(cfg)), cfg.forward_mode)
+        def make(**kwargs) -> HybridBlock:
+            return get_branch(cfg.branch, cfg.embedding_size, cfg.normalize,
+                              **branch_options(cfg), **kwargs)
+
+        members = getattr(cfg, "members", 1)
+        return SiameseNet(Members(make, members) if members > 1 else make(), cfg.forward_mode)
 
     def branches(self, net) -> list:
-        return [net.branch]
+        return list(net.branch.parts) if isinstance(net.branch, Members) else [net.branch]
 
     def blocks(self, net) -> dict:
         return {"branch": net.branch}

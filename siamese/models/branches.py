@@ -6,6 +6,7 @@ BRANCHES. `gluoncv:<zoo name>` builds one from the GluonCV model zoo (siamese.mo
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Dict
 
 from mxnet.gluon import HybridBlock, nn
@@ -72,6 +73,36 @@ class MLP(HybridBlock):
     def hybrid_forward(self, F, x):
         x = self.embed(self.hidden(x))  # (B, E)
         return l2_normalize(F, x) if self.normalize else x
+
+
+class Members(HybridBlock):
+    """N branches built alike, side by side in one block (`model.members`), each with its own
+    parameters and initial values: an ensemble that exports as one branch.
+
+    The embedding of an image is the members' unit embeddings, concatenated and divided by
+    sqrt(N): a unit vector of N x E values. Between two of them, the squared euclidean distance
+    is the mean of the members' squared distances, and 1 - cosine the mean of theirs, so the
+    export's distance scores with the whole ensemble. Each member trains on its own loss
+    (siamese.losses.members): N independent models that see the same batches.
+
+    Args:
+        make: builds one member; called with prefix="member<k>_".
+        members: N, 2 or more.
+    """
+
+    def __init__(self, make: Callable[..., HybridBlock], members: int, **kwargs):
+        super().__init__(**kwargs)
+        self.count = members
+        self.parts = []
+        with self.name_scope():
+            for k in range(members):
+                part = make(prefix=f"member{k}_")
+                self.register_child(part, f"member{k}")
+                self.parts.append(part)
+
+    def hybrid_forward(self, F, x):
+        out = F.concat(*[part(x) for part in self.parts], dim=1)  # (B, N x E)
+        return out / math.sqrt(self.count)
 
 
 BRANCHES: Dict[str, Callable[..., HybridBlock]] = {"convnet": ConvNet, "mlp": MLP}

@@ -120,7 +120,7 @@ def build_blocks(cfg: Config, ctxs: List[mx.Context], classes: int = 0) -> tuple
     weight per class)."""
     net = build_model(cfg.model)
     loss = build_loss(cfg.loss, cfg.model.distance, pairing_of(cfg).loss, classes,
-                      cfg.model.embedding_size)
+                      cfg.model.embedding_size, cfg.model.members)
     net.initialize(make_init(cfg.model.init), ctx=ctxs)
     loss.initialize(mx.init.Xavier(), ctx=ctxs)
     # One imperative pass fixes deferred shapes before hybridizing.

@@ -31,6 +31,7 @@ PAIRINGS: Dict[Tuple[str, str], Pairing] = {
     ("triplet", "pairs"): Pairing("triplets", "triplet"),
     ("triplet", "pk"): Pairing("pk", "batch_triplet"),
     ("cosface", "pk"): Pairing("pk", "cosface"),
+    ("nca", "pk"): Pairing("pk", "nca"),
     ("none", "pairs"): Pairing("none", "none", labelled=False),
 }
 
