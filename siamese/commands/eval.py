@@ -56,8 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "one group (as Lake's Omniglot runs): the run's data.groups, or name "
                    "(folder name up to its last underscore) or csv (groups.csv under --root)")
     p.add_argument("--tta", type=int, default=0, metavar="K",
-                   help="test-time averaging for --n-way and --episode-file: each "
-                        "embedding the mean over the image and its copies shifted by K pixels")
+                   help="test-time averaging for pairs, --far, --n-way and --episode-file: "
+                        "each embedding the mean over the image and its copies shifted by K "
+                        "pixels (an export written with `siamese export --tta K` does it itself)")
     p.add_argument("--far", type=rates, default=[], metavar="RATE[,RATE...]",
                    help="report the threshold reaching each target false accept rate on the "
                         "validation pairs, and the TAR/FAR it gives on the scored pairs")
@@ -94,6 +95,10 @@ def main(argv=None) -> int:
             raise UserError("--shots and --episodes must be at least 1")
         if args.tta < 0:
             raise UserError("--tta: a shift in pixels, 0 or more")
+        if args.tta and (args.retrieval or args.open_set or args.plot_embeddings):
+            raise UserError("--tta: averages pairs, --far, --n-way and --episode-file only, not "
+                            "--retrieval, --open-set or --plot-embeddings (an export written "
+                            "with --tta averages everywhere)")
         if args.within_group and not args.n_way:
             raise UserError("--within-group: goes with --n-way N")
         if not 0.0 < args.unknown_fraction < 1.0:

@@ -1,6 +1,6 @@
 """python -m siamese.export RUN_DIR [--checkpoint best|last] [--onnx] [--out DIR]
        [--optimize fused | --quantize int8 [--calibration naive|entropy] [--calib-images N]]
-       [--force]
+       [--tta K] [--force]
 
 Rebuilds the run's model from a checkpoint (and the config saved inside it), chooses the
 threshold on the run's validation pairs for those weights, and exports the branch with the same
@@ -10,6 +10,11 @@ code as the end of training, verified by reloading (and by onnxruntime with --on
 RUN_DIR/export-fused or RUN_DIR/export-int8; siamese.export.optimize): compared with the float
 branch on the run's test images and scored on its test pairs; refused when it loses more than
 0.002 test AUC unless --force. int8 is calibrated on the run's validation images.
+
+--tta K writes an export whose branch averages each embedding over the image and its four
+copies shifted by K pixels, inside the graph (siamese.export.tta; 5x the inference cost;
+default folder RUN_DIR/export-tta<K>); the threshold is chosen on the validation pairs with
+the averaged embeddings.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ..errors import UserError
 from ..export.onnx import require_onnx
 from ..export.optimize import export_optimized, get_optimizer
 from ..export.rerun import calibration_images, read_test_pairs, threshold_and_sample
+from ..export.tta import averaging_net
 from ..export.writer import TOLERANCE, export_run, model_meta
 from ..formats.rundir import RunDir
 from ..models.architectures import architecture_of
@@ -49,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="int8 calibration: naive (min/max) or entropy (KL divergence)")
     p.add_argument("--calib-images", type=int, default=512,
                    help="validation images to calibrate int8 on (default 512)")
+    p.add_argument("--tta", type=int, default=0, metavar="K",
+                   help="test-time averaging inside the exported branch: the mean embedding "
+                        "of the image and its 4 copies shifted by K pixels (5x the cost)")
     p.add_argument("--force", action="store_true",
                    help="keep an optimized export that loses more than 0.002 test AUC")
     return p.parse_args(argv)
@@ -59,19 +68,29 @@ def main(argv=None) -> int:
 
     def body() -> int:
         setup_logging()
+        if args.tta < 0:
+            raise UserError("--tta: a shift in pixels, 0 or more")
         if args.onnx:
             require_onnx()  # fail before any work when the extra is missing
         cfg, net, loss = load_run(args.run_dir, args.checkpoint)
-        labelled = get_pairing(cfg.loss.name, cfg.data.sampler, architecture_of(net)).labelled
+        arch = architecture_of(net)
+        labelled = get_pairing(cfg.loss.name, cfg.data.sampler, arch).labelled
+        if args.tta:
+            if not arch.averagable:
+                raise UserError(f"--tta: averages the embeddings of one siamese branch; the "
+                                f"model of {args.run_dir} is a {arch.kind}")
+            net = averaging_net(net, args.tta, cfg.model.normalize)
         spec, sample = threshold_and_sample(cfg, net, loss, args.run_dir, labelled)
         kind = "int8" if args.quantize == "int8" else args.optimize
         if kind != "none":
             return optimized(args, kind, cfg, net, spec)
-        out = args.out or RunDir(args.run_dir).export
+        tta = f"-tta{args.tta}" if args.tta else ""
+        out = args.out or RunDir(args.run_dir).export.with_name(f"export{tta}")
         diffs = export_run(net, spec, cfg.data, cfg.model, sample, out, mx.cpu(),
-                           onnx=args.onnx)
+                           onnx=args.onnx, tta=args.tta)
         print(f"exported {out} from checkpoints/{args.checkpoint}.ckpt; threshold "
-              f"{spec['threshold']:.4f} ({spec['threshold_rule']}, validation pairs)")
+              f"{spec['threshold']:.4f} ({spec['threshold_rule']}, validation pairs"
+              f"{', averaged embeddings' if args.tta else ''})")
         for fmt, d in diffs.items():
             print(f"  {fmt}: largest |embedding difference| {d:.3g} on {len(sample)} images "
                   f"(tolerance {TOLERANCE:g})")
@@ -89,15 +108,16 @@ def optimized(args, kind: str, cfg, net, spec: dict) -> int:
         raise UserError(f"{args.run_dir}: --optimize/--quantize export a siamese branch; this "
                         f"run's model is {architecture_of(net).kind}")
     d, run_dir = cfg.data, RunDir(args.run_dir)
-    out = args.out or run_dir / f"export-{kind}"
+    out = args.out or run_dir / f"export-{kind}{f'-tta{args.tta}' if args.tta else ''}"
     test = read_test_pairs(d, run_dir.pair_file("test"))
     calib, source = None, ""
     if get_optimizer(kind).calibrated:
         calib, source = calibration_images(d, run_dir.pair_file("val"), args.calib_images)
     comp = training_comparator(net, spec, d.mean, d.std, cfg.train.eval_batch_size, mx.cpu(),
                                d.right_view)
-    r = export_optimized(comp, net.branch, out, model_meta(d, cfg.model, spec), kind, test,
-                         calib, args.calibration, source, args.force)
+    meta = model_meta(d, cfg.model, spec, args.tta)
+    r = export_optimized(comp, net.branch, out, meta, kind, test, calib, args.calibration,
+                         source, args.force)
     t, v = r["test"], r["verified"]
     print(f"exported {out} ({kind}) from checkpoints/{args.checkpoint}.ckpt; threshold "
           f"{spec['threshold']:.4f} (validation pairs)")

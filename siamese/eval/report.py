@@ -23,8 +23,7 @@ from ..formats.preprocess import CHANNELS
 from ..formats.rundir import RunDir
 from ..identification.report import open_set_report, retrieval_report, select_classes
 from ..scoring.bundles import open_comparator
-from ..scoring.comparator import Comparator, score_pair_list
-from ..scoring.scores import score_pairs
+from ..scoring.comparator import Comparator
 from .embedmap import embedding_map
 from .episodes import read_episodes, score_episodes
 from .metrics import (
@@ -36,7 +35,7 @@ from .metrics import (
     verification,
 )
 from .oneshot import n_way_accuracy
-from .tta import averaged
+from .tta import check_tta, image_scores, pair_list_scores
 from .within import group_rule, image_groups
 
 log = logging.getLogger(__name__)
@@ -63,14 +62,14 @@ class Model:
     def pair_scores(self, root: Path, paths: Sequence[str], progress: bool):
         """A function (left indices, right indices) -> scores over these image files; images
         are embedded once per side (embedding models) or pairs scored (pair scorers)."""
-        images = self.load_files(root, paths, progress)
-        c = self.comparator
-        if not c.embeds:
-            return lambda a, b: c.score(images, a, b, progress)
-        left = averaged(lambda x: c.embed_side(x, "left", progress), images, self.tta)
-        right = left if c.same_embedding else \
-            averaged(lambda x: c.embed_side(x, "right", progress), images, self.tta)
-        return lambda a, b: score_pairs(c.spec, left[a], right[b])
+        return image_scores(self.comparator, self.load_files(root, paths, progress), self.tta,
+                            progress)
+
+    def score_list(self, pairs, root: Path, progress: bool) -> tuple:
+        """(scores, unique image paths, their images) of a PairList, with --tta."""
+        pre = self.meta["preprocess"]
+        return pair_list_scores(self.comparator, pairs, root, pre["resize"],
+                                CHANNELS[pre["color"]], self.tta, progress)
 
     @property
     def scoring_note(self) -> str:
@@ -106,9 +105,8 @@ def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool,
                  allow_outside: bool = False) -> tuple:
     """Verification figures of a pair list; returns (report, scores, labels, the PairList)."""
     pairs = read_pair_file(pair_file, root, allow_outside)
-    spec, pre = model.meta["score"], model.meta["preprocess"]
-    scores, names, _ = score_pair_list(model.comparator, pairs, root, pre["resize"],
-                                       CHANNELS[pre["color"]], progress)
+    spec = model.meta["score"]
+    scores, names, _ = model.score_list(pairs, root, progress)
     n_images = len(names)
     y, higher = pairs.labels, spec["higher_is_similar"]
     base = verification(scores, y, higher, spec["threshold"])
@@ -152,9 +150,8 @@ def far_report(model: Model, val_file: Path, root: Path, fars: List[float], scor
     """Thresholds chosen on validation pairs for target false accept rates, and the rates
     they give on the scored pairs (never chosen on the pairs being scored)."""
     val = read_pair_file(val_file, root, allow_outside)
-    spec, pre = model.meta["score"], model.meta["preprocess"]
-    val_scores, names, images = score_pair_list(model.comparator, val, root, pre["resize"],
-                                                CHANNELS[pre["color"]], progress)
+    spec = model.meta["score"]
+    val_scores, names, images = model.score_list(val, root, progress)
     if model.run_dir is not None and Path(val_file) == RunDir(model.run_dir).pair_file("val"):
         check_run_images(RunDir(model.run_dir), root, names, images)
     higher = spec["higher_is_similar"]
@@ -255,9 +252,11 @@ def build_report(target: Path, request: Request) -> tuple:
     """
     start = time.perf_counter()
     model = open_model(target)
+    check_tta(model.meta, request.tta, model.export_dir, model.comparator.embeds)
     model.tta = request.tta
     r = _defaults(model, target, request)
-    report: Dict[str, object] = {"model": str(model.export_dir)}
+    report: Dict[str, object] = {"model": str(model.export_dir),  # shift averaged over:
+                                 "tta": r.tta or int(model.meta.get("tta", 0))}
     pictures: Dict[str, tuple] = {}
     if r.pairs is not None:
         rep, scores, labels, pairs = pairs_report(model, Path(r.pairs), Path(r.root),

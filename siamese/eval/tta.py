@@ -1,11 +1,20 @@
 """Test-time averaging (`eval.py --tta K`): each image's embedding is the mean of the embeddings
 of the image and of its four copies shifted by K pixels (up, down, left, right; edges
-repeated), put back on the unit sphere when the model's embeddings are there. Pair scores and
-episodes then use the averaged embeddings; the export itself is unchanged."""
+repeated), put back on the unit sphere when the model's embeddings are there. Pair lists, the
+validation pairs of --far, n-way and fixed episodes then use the averaged embeddings; the export
+itself is unchanged (`siamese export RUN_DIR --tta K` writes one whose graph averages:
+siamese.export.tta, model.json `tta`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from ..data.storage import load_files
+from ..errors import UserError
+from ..scoring.comparator import Comparator, score_pair_list
+from ..scoring.scores import score_pairs
 
 
 def shifted(images: np.ndarray, k: int) -> list:
@@ -30,3 +39,41 @@ def averaged(embed, images: np.ndarray, k: int) -> np.ndarray:
     if len(norms) and np.allclose(norms, 1.0, atol=1e-3):  # normalised model: stay on sphere
         mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
     return mean.astype(np.float32)
+
+
+def image_scores(c: Comparator, images: np.ndarray, k: int, progress: bool = False):
+    """A function (left indices, right indices) -> scores over uint8 images (N, H, W, C):
+    each image embedded once per side, averaged over shifts of k pixels (0: none); a pair
+    scorer runs each pair."""
+    if not c.embeds:
+        return lambda a, b: c.score(images, a, b, progress)
+    left = averaged(lambda x: c.embed_side(x, "left", progress), images, k)
+    right = left if c.same_embedding else \
+        averaged(lambda x: c.embed_side(x, "right", progress), images, k)
+    return lambda a, b: score_pairs(c.spec, left[a], right[b])
+
+
+def pair_list_scores(c: Comparator, pairs, root: Path, size, channels: int, k: int,
+                     progress: bool = False) -> tuple:
+    """siamese.scoring.comparator.score_pair_list with embeddings averaged over shifts of k
+    pixels: (scores (n,), the unique image paths, their decoded images)."""
+    if k <= 0:
+        return score_pair_list(c, pairs, root, size, channels, progress)
+    names = sorted(set(pairs.left) | set(pairs.right))
+    images = load_files(Path(root), names, size, channels, progress)
+    index = {n: i for i, n in enumerate(names)}
+    scores = image_scores(c, images, k, progress)([index[p] for p in pairs.left],
+                                                  [index[p] for p in pairs.right])
+    return scores, names, images
+
+
+def check_tta(meta: dict, k: int, export_dir: Path, embeds: bool) -> None:
+    """--tta K refused where it cannot be right: an export whose graph already averages
+    (model.json `tta` > 0, from `siamese export --tta`), or one without embeddings."""
+    if k and meta.get("tta"):
+        raise UserError(f"--tta: {Path(export_dir) / 'model.json'} already averages over shifts "
+                        f"of {meta['tta']} pixels (tta {meta['tta']}); --tta {k} would average "
+                        f"twice: drop --tta or use a plain export")
+    if k and not embeds:
+        raise UserError(f"--tta: averages embeddings; {export_dir} is a {meta['kind']}, "
+                        f"which scores pairs (no embeddings)")

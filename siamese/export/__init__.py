@@ -4,7 +4,9 @@ with its model.json, verify it by reloading, and optionally ONNX; the serving ex
 Lives here: `writer` (export_model, export_run), `onnx` (mx.onnx conversion, onnxruntime
 check; the `.[onnx]` extra), `rewrites` (OPTIMIZERS: the fused and int8 graph rewrites),
 `optimize` (a serving export of a branch, verified against the float branch and on the test
-pairs), `rerun` (the threshold, test pairs and calibration images of a run exported again).
+pairs), `rerun` (the threshold, test pairs and calibration images of a run exported again),
+`tta` (ShiftAveraged: test-time averaging over shifted copies inside the exported branch,
+`export --tta K`).
 `__main__` is `python -m siamese.export`, an alias of siamese.commands.export.
 May import: config, formats, data, models (the architecture registry), scoring, eval
 (thresholds, metrics). Nothing below imports export.

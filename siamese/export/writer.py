@@ -31,9 +31,10 @@ log = logging.getLogger(__name__)
 TOLERANCE = 1e-5  # largest allowed |embedding difference| between trained and reloaded branch
 
 
-def model_meta(data_cfg, model_cfg, score: dict) -> dict:
+def model_meta(data_cfg, model_cfg, score: dict, tta: int = 0) -> dict:
     """The `model.json` record: what the export is, how to preprocess an image and how to
-    score a pair."""
+    score a pair. `tta`: the exported branch averages over shifts of this many pixels
+    (siamese.export.tta; 0 = a plain branch)."""
     h, w = data_cfg.image_size
     c = data_cfg.channels
     arch = get_architecture(model_cfg.architecture)
@@ -58,6 +59,7 @@ def model_meta(data_cfg, model_cfg, score: dict) -> dict:
         "members": model_cfg.members,  # model.members: an ensemble in one branch
         "embedding_size": model_cfg.embedding_size * model_cfg.members,
         "normalized": model_cfg.normalize,
+        "tta": int(tta),  # > 0: the branch averages over 4 shifts of tta pixels itself
         "distance": score["name"],  # euclidean | cosine (lower = same) | logistic (higher)
         "score": score,
         "files": {},  # filled in by export_model
@@ -142,6 +144,8 @@ def _diff(got: np.ndarray, expected: np.ndarray, out: Path, what: str, tol: floa
 
 
 def export_run(net, score: dict, data_cfg, model_cfg, images: np.ndarray, out: Path,
-               ctx: mx.Context, onnx: bool = False) -> dict:
-    """The one export path of training and `python -m siamese.export`: metadata + files."""
-    return export_model(net, out, model_meta(data_cfg, model_cfg, score), images, ctx, onnx)
+               ctx: mx.Context, onnx: bool = False, tta: int = 0) -> dict:
+    """The one export path of training and `python -m siamese.export`: metadata + files
+    (`tta`: `net`'s branch is a siamese.export.tta.ShiftAveraged of that shift)."""
+    return export_model(net, out, model_meta(data_cfg, model_cfg, score, tta), images, ctx,
+                        onnx)

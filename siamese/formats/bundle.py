@@ -51,6 +51,11 @@ def _side(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE
 
 
+def _shift(v) -> bool:
+    """model.json `tta`: 0 (a plain branch; absent in older exports) or a shift in pixels."""
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_SIDE
+
+
 def _meta_ok(meta: dict) -> bool:
     """Every field a reader of model.json indexes into, with its type (found by fuzzing: a
     bool, null or text in place of a list or number failed deep inside the readers, a NaN
@@ -66,7 +71,7 @@ def _meta_ok(meta: dict) -> bool:
           and _num(pre.get("scale", 1 / 255)) and _num(score["threshold"])
           and isinstance(score["higher_is_similar"], bool) and isinstance(score["name"], str)
           and (meta.get("embedding_size") is None or _side(meta["embedding_size"]))
-          and isinstance(pre.get("right_view", "none"), str)
+          and isinstance(pre.get("right_view", "none"), str) and _shift(meta.get("tta", 0))
           and isinstance(meta.get("kind", "branch"), str))
     if ok and score["name"] == "logistic":
         ok = isinstance(score["weights"], list) and len(score["weights"]) == \

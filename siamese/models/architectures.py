@@ -60,6 +60,7 @@ class Architecture:
     name = ""
     kind = ""
     optimizable = False  # the serving exports (fused, int8) rewrite a single branch
+    averagable = False  # export --tta wraps its one embedding branch (siamese.export.tta)
     roles: Tuple[str, ...] = ()
     inputs: Tuple[str, ...] = ("data",)
     embeds = True
@@ -103,6 +104,7 @@ class Architecture:
 class Siamese(Architecture):
     name, kind, roles, shares_sides = "siamese", "branch", ("branch",), True
     optimizable = True  # one branch embeds every image: fused and int8 serving exports
+    averagable = True  # ... and test-time averaging inside that branch (export --tta)
     what = "one branch for both images (siamese): embed each image, then score the two embeddings"
 
     def build(self, cfg) -> HybridBlock:
