@@ -15,6 +15,22 @@ from ..models.norm import l2_normalize
 COPIES = 5  # the image and its four shifted copies
 
 
+def shifted_copies(F, x, k: int):
+    """(5B, C, H, W): the batch x (B, C, H, W), then its copies moved by k pixels down, up,
+    right and left (siamese.eval.tta.shifted's order), the edge rows and columns repeated."""
+    # x is already (pixel / 255 - mean) / std: repeating edge pixels commutes with that
+    # per-pixel affine map, so these are the normalised shifted uint8 images
+    pad = F.pad(x, mode="edge", pad_width=(0, 0, 0, 0, k, k, k, k))  # (B, C, H+2k, W+2k)
+    top = F.slice_axis(pad, axis=2, begin=0, end=-2 * k)  # rows shown one shift lower
+    mid = F.slice_axis(pad, axis=2, begin=k, end=-k)
+    low = F.slice_axis(pad, axis=2, begin=2 * k, end=None)  # rows shown one shift higher
+    down = F.slice_axis(top, axis=3, begin=k, end=-k)
+    up = F.slice_axis(low, axis=3, begin=k, end=-k)
+    right = F.slice_axis(mid, axis=3, begin=0, end=-2 * k)
+    left = F.slice_axis(mid, axis=3, begin=2 * k, end=None)
+    return F.concat(x, down, up, right, left, dim=0)
+
+
 class ShiftAveraged(HybridBlock):
     """A branch whose embedding is the mean over the input and its four copies shifted by `k`
     pixels (down, up, right, left; the edge rows and columns repeated), in the order and
@@ -37,16 +53,7 @@ class ShiftAveraged(HybridBlock):
         self.branch = branch
 
     def hybrid_forward(self, F, x):
-        k = self.k
-        pad = F.pad(x, mode="edge", pad_width=(0, 0, 0, 0, k, k, k, k))  # (B, C, H+2k, W+2k)
-        rows = {"top": F.slice_axis(pad, axis=2, begin=0, end=-2 * k),  # content moved down
-                "mid": F.slice_axis(pad, axis=2, begin=k, end=-k),
-                "low": F.slice_axis(pad, axis=2, begin=2 * k, end=None)}  # moved up
-        down = F.slice_axis(rows["top"], axis=3, begin=k, end=-k)
-        up = F.slice_axis(rows["low"], axis=3, begin=k, end=-k)
-        right = F.slice_axis(rows["mid"], axis=3, begin=0, end=-2 * k)
-        left = F.slice_axis(rows["mid"], axis=3, begin=2 * k, end=None)
-        emb = self.branch(F.concat(x, down, up, right, left, dim=0))  # (5B, E)
+        emb = self.branch(shifted_copies(F, x, self.k))  # (5B, E)
         # split + add_n rather than a reshape to (5, B, E): mx2onnx has no reshape code -4
         mean = F.add_n(*F.split(emb, num_outputs=COPIES, axis=0)) / COPIES  # (B, E)
         if self.normalized:
