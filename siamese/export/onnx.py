@@ -74,6 +74,9 @@ def export_onnx(symbol: Path, params: Path, shapes: Sequence, out: Path) -> None
     inputs = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
+    used = {name for node in model.graph.node for name in node.input}
+    for unused in [i for i in model.graph.initializer if i.name not in used]:
+        model.graph.initializer.remove(unused)  # mx2onnx leaves Split's axis (export --tta)
     onnx.checker.check_model(model)
     onnx.save(model, str(out))
 
