@@ -220,15 +220,18 @@ def test_onnx_of_the_averaging_branch_agrees_on_another_batch_size(trained_run, 
 
 
 @pytest.mark.slow
-def test_a_pair_scorer_run_is_refused(trained_run, tmp_path, capsys):
+@pytest.mark.parametrize("arch,loss,embeds", [("two_channel", "logistic", False),
+                                              ("pseudo_siamese", "contrastive", True)])
+def test_only_a_siamese_branch_is_wrapped(trained_run, tmp_path, capsys, arch, loss, embeds):
     _, root, _ = trained_run
-    cfg = write_config(tmp_path / "two.yaml", root, model={"architecture": "two_channel",
-                                                           "embedding_size": 8},
-                       loss={"name": "logistic"}, train={"epochs": 1})
+    cfg = write_config(tmp_path / "c.yaml", root, model={"architecture": arch,
+                                                         "embedding_size": 8},
+                       loss={"name": loss}, train={"epochs": 1})
     assert train.main([str(cfg), "--run-dir", str(tmp_path / "run")]) == 0
     capsys.readouterr()
     assert export_main([str(tmp_path / "run"), "--tta", "1"]) == 2
     assert "--tta: averages the embeddings of one siamese branch" in capsys.readouterr().err
     assert not (tmp_path / "run" / "export-tta1").exists()
-    assert eval_cli.main([str(tmp_path / "run"), "--tta", "1"]) == 2
-    assert "is a pair_scorer, which scores pairs" in capsys.readouterr().err
+    if not embeds:  # a pair scorer: eval.py --tta is refused too
+        assert eval_cli.main([str(tmp_path / "run"), "--tta", "1"]) == 2
+        assert "is a pair_scorer, which scores pairs" in capsys.readouterr().err
