@@ -180,7 +180,8 @@ def test_far_threshold_by_hand():
     ({"eval": {"threshold": "far:2"}}, "eval.threshold: expected accuracy or far:"),
     ({"eval": {"threshold": "recall"}}, "eval.threshold"),
     ({"loss": {"name": "triplet", "mining": "hard"}}, "loss.mining: hard mines inside P x K"),
-    ({"data": {"sampler": "pk"}}, "data.sampler: pk batches are for loss.name: triplet, cosface or nca"),
+    ({"data": {"sampler": "pk"}},
+     "data.sampler: pk batches are for loss.name: triplet, cosface or nca"),
     ({"model": {"distance": "manhattan"}}, "model.distance: expected one of"),
 ])
 def test_config_rules(raw, message):
