@@ -122,3 +122,7 @@ def test_a_run_with_members_exports_and_scores_as_one_branch(tmp_path, loss):
     out = tmp_path / "eval.json"
     assert evaluate.main([str(tmp_path / "run"), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["auc"] == pytest.approx(metrics["test"]["auc"], abs=1e-6)
+    # the members and their losses resume from the checkpoint
+    assert train.main(["--resume", str(tmp_path / "run"), "--set", "train.epochs=3"]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
