@@ -1,8 +1,9 @@
 """Training curves of a run, redrawn at every epoch end: `RUN_DIR/curves.png` from log.jsonl.
 
-Training loss (and its similarity / reconstruction parts with a decoder), validation AUC and
-EER, and the learning rate against the epoch, the best epoch marked. Written to a temporary
-file and renamed; drawing never stops a run (a failure is one warning).
+Training loss (and its similarity / reconstruction parts with a decoder), validation AUC, EER
+and N-way accuracy (when `train.select: nway:N` logs it), and the learning rate against the
+epoch, the best epoch marked. Written to a temporary file and renamed; drawing never stops a
+run (a failure is one warning).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def plot_curves(path: Path, rows: List[dict], best_epoch: int) -> None:
                          label=part.replace("train_", ""))
     loss_ax.set_yscale("log" if all(r["train_loss"] > 0 for r in rows) else "linear")
     loss_ax.set_title("training loss (per example)")
-    for key, label in (("val_auc", "validation AUC"), ("val_eer", "validation EER")):
+    for key, label in (("val_auc", "validation AUC"), ("val_eer", "validation EER"),
+                       ("val_nway", "validation N-way accuracy (train.select: nway)")):
         values = [r.get(key) for r in rows]
         if any(v is not None for v in values):
             val_ax.plot(epochs, values, "o-", label=label)

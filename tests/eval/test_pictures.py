@@ -20,6 +20,18 @@ def test_curves_are_a_png_of_a_sensible_size(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]  # no temporary left
 
 
+def test_the_validation_panel_draws_n_way_accuracy_when_logged(tmp_path):
+    plot_curves(tmp_path / "plain.png", ROWS, best_epoch=3)
+    nway = [dict(r, val_nway=0.5 + 0.1 * r["epoch"]) for r in ROWS]
+    plot_curves(tmp_path / "nway.png", nway, best_epoch=3)
+    with Image.open(tmp_path / "plain.png") as a, Image.open(tmp_path / "nway.png") as b:
+        x, y = np.asarray(a.convert("RGB"), float), np.asarray(b.convert("RGB"), float)
+    width = x.shape[1]
+    changed = np.abs(x - y).sum(axis=(0, 2))  # per column
+    assert changed[width // 3:2 * width // 3].sum() > 0  # the middle panel has a new line
+    assert changed[:width // 4].sum() == 0  # the loss panel is the same
+
+
 def test_a_plotting_failure_is_a_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert not try_plot_curves(tmp_path / "curves.png", [{"epoch": 1}], best_epoch=1)
