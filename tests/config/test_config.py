@@ -85,3 +85,9 @@ def test_readme_lists_every_config_key():
 
     missing = [k for k in keys(Config) if f"`{k}`" not in text]
     assert not missing, missing
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_points_at_shipped_data(path):
+    cfg = load_config(path)
+    assert (ROOT / cfg.data.root).is_dir(), cfg.data.root
