@@ -112,8 +112,8 @@ class Siamese(Architecture):
             return get_branch(cfg.branch, cfg.embedding_size, cfg.normalize,
                               **branch_options(cfg), **kwargs)
 
-        members = getattr(cfg, "members", 1)
-        return SiameseNet(Members(make, members) if members > 1 else make(), cfg.forward_mode)
+        branch = Members(make, cfg.members) if cfg.members > 1 else make()
+        return SiameseNet(branch, cfg.forward_mode)
 
     def branches(self, net) -> list:
         return list(net.branch.parts) if isinstance(net.branch, Members) else [net.branch]

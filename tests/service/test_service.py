@@ -7,14 +7,13 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import struct
-import zlib
 
 import numpy as np
 from PIL import Image
 from service_client import b64
 
 from siamese.commands import gallery as gallery_cli
+from siamese.commands.bench.faults import huge_png
 from siamese.commands.predict import compare
 from siamese.data.images import load_images
 from siamese.formats.gallery import read_gallery
@@ -87,21 +86,6 @@ def test_health_page_info_and_metrics(served):
                  'siamese_request_duration_seconds_count{route="/v1/verify"}',
                  "siamese_gallery_identities 4"):
         assert name in text, name
-
-
-def huge_png(side: int = 20000) -> bytes:
-    """A small PNG file whose image is side x side (1-bit grey): it decompresses to
-    side^2 pixels."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + \
-            struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    z = zlib.compressobj(9)
-    row = b"\x00" * (1 + side // 8)
-    idat = b"".join(z.compress(row) for _ in range(side)) + z.flush()
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0,
-                                                                0, 0)) + \
-        chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def bad_requests(good: bytes) -> dict:
