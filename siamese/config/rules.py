@@ -146,6 +146,9 @@ def check(cfg: Config) -> None:
     if cfg.model.decoder != "none" and cfg.model.stem_stride != 1:
         raise UserError("model.stem_stride: the decoder mirrors a stride-1 branch; leave "
                         "model.stem_stride: 1 with model.decoder")
+    if cfg.model.decoder != "none" and cfg.model.pool != "mean":
+        raise UserError("model.pool: the decoder mirrors the mean over H and W; leave "
+                        "model.pool: mean with model.decoder")
     check_members(cfg.model)
     if cfg.model.decoder != "none" and arch != "siamese":
         raise UserError(f"model.decoder: needs model.architecture: siamese, not {arch}")
@@ -155,8 +158,8 @@ def check(cfg: Config) -> None:
     if loss.name == "none" and d.sampler != "pairs":
         raise UserError("data.sampler: reconstruction-only training (loss.name: none) draws "
                         "images, not P x K batches; leave data.sampler: pairs")
-    for key in ("widths", "stem_stride"):
-        if getattr(cfg.model, key) not in ([], 1) and cfg.model.branch != "convnet":
+    for key in ("widths", "stem_stride", "pool"):
+        if getattr(cfg.model, key) not in ([], 1, "mean") and cfg.model.branch != "convnet":
             raise UserError(f"model.{key}: only for model.branch: convnet, not "
                             f"{cfg.model.branch}")
     if cfg.model.share and arch != "pseudo_siamese":

@@ -109,6 +109,10 @@ class ModelConfig:
                            "[64, 128, 256] ([] = the branch's own, [32, 64, 128])", min=1)
     stem_stride: int = _f(1, "convnet: stride of its first convolution (2 = a larger input at "
                           "about the cost of a half-size one)", min=1, max=4)
+    pool: Literal["mean", "flatten"] = _f(
+        "mean", "convnet: how its last feature map becomes the embedding layer's input: mean "
+        "(over H and W; any input size) or flatten (the whole map, so where each stroke or part "
+        "lies is kept; a fixed input size)")
     forward_mode: Literal["twice", "concat"] = _f(
         "concat", "twice: call the branch per side; concat: one batch of 2B, split"
     )

@@ -32,10 +32,12 @@ from .sharing import build_pseudo_siamese
 
 def branch_options(cfg) -> dict:
     """Keyword arguments of the branch from the `model` section (model.widths,
-    model.stem_stride)."""
+    model.stem_stride, model.pool)."""
     out = {"widths": tuple(cfg.widths)} if cfg.widths else {}
     if getattr(cfg, "stem_stride", 1) != 1:
         out["stem_stride"] = cfg.stem_stride
+    if getattr(cfg, "pool", "mean") != "mean":
+        out["pool"] = cfg.pool
     return out
 
 

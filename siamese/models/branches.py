@@ -19,7 +19,8 @@ from .zoo import PREFIX, ZooBranch
 
 class ConvNet(HybridBlock):
     """Conv3x3(32)-BN-ReLU-MaxPool2, Conv3x3(64)-BN-ReLU-MaxPool2, Conv3x3(128)-BN-ReLU,
-    mean over H and W, Dense(embedding_size), optional L2 normalisation.
+    mean over H and W (or, `pool="flatten"`, the whole map), Dense(embedding_size), optional L2
+    normalisation.
 
     BN-ReLU is one layer (BatchNormReLU) followed by an Identity in the place the ReLU layer
     held, so parameter names are those of earlier runs; models.fused switches it, and the mean,
@@ -31,11 +32,18 @@ class ConvNet(HybridBlock):
         widths: channels of the three convolutions.
         stem_stride: stride of the first convolution (2: a 64x64 input costs about what a
             32x32 one does after it).
+        pool: "mean" (the mean over H and W: where a stroke or part is on the last map is lost,
+            and any input size works) or "flatten" (the Dense layer sees the whole map, C x H x W
+            values, so the layout is kept; the input size is then fixed by the first call).
     """
 
+    POOLS = ("mean", "flatten")
+
     def __init__(self, embedding_size: int, normalize: bool = True, widths=(32, 64, 128),
-                 stem_stride: int = 1, **kwargs):
+                 stem_stride: int = 1, pool: str = "mean", **kwargs):
         super().__init__(**kwargs)
+        if pool not in self.POOLS:
+            raise ValueError(f"pool: {pool!r} is not one of {self.POOLS}")
         self.normalize = normalize
         with self.name_scope():
             self.features = nn.HybridSequential()
@@ -45,12 +53,12 @@ class ConvNet(HybridBlock):
                                   BatchNormReLU(prefix=f"batchnorm{k}_"), Identity())
                 if k < len(widths) - 1:
                     self.features.add(nn.MaxPool2D(2))
-            self.pool = GlobalMean()
+            self.pool = GlobalMean() if pool == "mean" else nn.Flatten()
             self.embed = nn.Dense(embedding_size)
 
     def hybrid_forward(self, F, x):
         x = self.features(x)  # (B, 128, H/4, W/4)
-        x = self.pool(x)  # (B, 128), or (B, 128, 1, 1) fused
+        x = self.pool(x)  # (B, 128), or (B, 128, 1, 1) fused; flatten: (B, 128 x H/4 x W/4)
         x = self.embed(x)  # (B, E)
         return l2_normalize(F, x) if self.normalize else x
 
