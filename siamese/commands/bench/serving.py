@@ -1,7 +1,9 @@
 """Serving and mined-triplet sections of `python -m siamese.bench` (see siamese.bench).
 
 Serving: the default `convnet` branch exported as float, fused and int8 (siamese.export.optimize)
-and as ONNX run by onnxruntime (when the extra is installed), each loaded as a consumer loads
+and as ONNX run by onnxruntime (when the extra is installed), and in float two exports that run
+the branch several times per image: an ensemble of 3 members (`model.members: 3`, as
+configs/omniglot.yaml) and test-time averaging over 5 shifted copies (`export --tta 1`), each loaded as a consumer loads
 it (`SymbolBlock.imports`, hybridized with static memory); batch-1 latency (p50, p99 of single
 synchronised calls) and batch-256 throughput (median of timed windows). Weights are random
 (Xavier, BatchNorm statistics drawn), int8 is calibrated on random images: speed does not
@@ -26,9 +28,10 @@ from ...config import TrainConfig
 from ...export.onnx import export_onnx
 from ...export.optimize import float_graph, save_graph
 from ...export.rewrites import fuse, quantize
+from ...export.tta import ShiftAveraged
 from ...formats.bundle import load_symbol
 from ...losses.triplet import BatchTripletLoss
-from ...models.branches import get_branch
+from ...models.branches import Members, get_branch
 from ...models.fused import fused_available, set_fused
 from ...train.step import TrainStep
 from ...train.trainer import build_trainer
@@ -37,9 +40,12 @@ from .baselines import CubeBatchTripletLoss
 EMBEDDING = 64
 
 
-def _branch(size: int):
+def _branch(size: int, members: int = 1):
     mx.random.seed(0)
-    b = get_branch("convnet", EMBEDDING)
+    if members == 1:
+        b = get_branch("convnet", EMBEDDING)
+    else:
+        b = Members(lambda **kw: get_branch("convnet", EMBEDDING, **kw), members)
     b.initialize(mx.init.Xavier())
     b(mx.nd.zeros((1, 1, size, size)))
     for p in b.collect_params().values():
@@ -94,7 +100,8 @@ def _onnx_runner(folder: Path, size: int):
 
 
 def serving(size: int, quick: bool) -> dict:
-    """Latency and throughput of the float, fused, int8 and ONNX exports at size x size."""
+    """Latency and throughput of the float, fused, int8 and ONNX exports at size x size, and of
+    the float exports of a 3-member ensemble and of test-time averaging (5 copies)."""
     rng = np.random.default_rng(0)
     x256 = rng.normal(size=(256, 1, size, size)).astype(np.float32)
     x1 = x256[:1]
@@ -106,6 +113,9 @@ def serving(size: int, quick: bool) -> dict:
                   "fused": fuse(sym, args, aux)[:3],
                   "int8": quantize(sym, args, aux, x256, "naive")[:3]}
         runners = {}
+        graphs["float, 3 members"] = float_graph(_branch(size, members=3), x1, Path(tmp))
+        graphs["float, tta 1"] = float_graph(ShiftAveraged(_branch(size), 1, True), x1,
+                                             Path(tmp))
         for kind, (s, a, x) in graphs.items():
             folder = Path(tmp) / kind
             folder.mkdir()
