@@ -11,8 +11,8 @@ from ..identification.plots import plot_cmc, plot_dir_far
 from .embedmap import plot_map
 from .metrics import eer
 from .mistakes import plot_mistakes
+from .model import Model
 from .plots import plot_roc, plot_scores
-from .report import Model
 
 
 def write_outputs(report: dict, pictures: dict, model: Model, out: Path) -> None:

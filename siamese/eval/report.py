@@ -13,17 +13,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..config import EVAL_BATCH_SIZE, read_yaml
-from ..data.images import load_images
 from ..data.pairfiles import read_pair_file
-from ..errors import UserError, no_pairs_run
-from ..formats.bundle import META
+from ..errors import UserError
 from ..formats.pairsets import image_digests, read_digests
-from ..formats.preprocess import CHANNELS
 from ..formats.rundir import RunDir
 from ..identification.report import open_set_report, retrieval_report, select_classes
-from ..scoring.bundles import open_comparator
-from ..scoring.comparator import Comparator
 from .embedmap import embedding_map
 from .episodes import read_episodes, score_episodes
 from .metrics import (
@@ -34,71 +28,14 @@ from .metrics import (
     tar_at_far,
     verification,
 )
+from .model import Model, open_model, run_data_root
 from .oneshot import n_way_accuracy
-from .tta import check_tta, image_scores, pair_list_scores
+from .tta import check_tta
 from .within import group_rule, image_groups
 
 log = logging.getLogger(__name__)
 
 FARS = ("0.1", "0.01", "0.001")
-
-
-@dataclass
-class Model:
-    """An exported model (one branch, two branches or a pair scorer) and its model.json."""
-
-    comparator: Comparator
-    meta: dict
-    export_dir: Path
-    run_dir: Optional[Path]
-    tta: int = 0  # eval.py --tta K: embeddings averaged over shifts of K pixels (eval.tta)
-
-    def load_files(self, root: Path, paths: Sequence[str], progress: bool) -> np.ndarray:
-        """uint8 images (len(paths), H, W, C) of image files, decoded as model.json says."""
-        pre = self.meta["preprocess"]
-        return load_images([root / p for p in paths], pre["resize"], CHANNELS[pre["color"]],
-                           progress)
-
-    def pair_scores(self, root: Path, paths: Sequence[str], progress: bool):
-        """A function (left indices, right indices) -> scores over these image files; images
-        are embedded once per side (embedding models) or pairs scored (pair scorers)."""
-        return image_scores(self.comparator, self.load_files(root, paths, progress), self.tta,
-                            progress)
-
-    def score_list(self, pairs, root: Path, progress: bool) -> tuple:
-        """(scores, unique image paths, their images) of a PairList, with --tta."""
-        pre = self.meta["preprocess"]
-        return pair_list_scores(self.comparator, pairs, root, pre["resize"],
-                                CHANNELS[pre["color"]], self.tta, progress)
-
-    @property
-    def scoring_note(self) -> str:
-        return ("each unique image embedded once per side, pairs scored from embeddings"
-                if self.comparator.embeds else
-                "each pair run through the two-channel network (no embeddings to cache)")
-
-
-def open_model(target: Path) -> Model:
-    """A run directory (uses its export/) or an export directory (model.json inside)."""
-    target = Path(target)
-    if (RunDir(target).export / META).is_file():
-        export_dir, run_dir = RunDir(target).export, target
-    elif (target / META).is_file():
-        export_dir, run_dir = target, None
-    elif RunDir(target).read_metrics().get("exported") is False:
-        raise no_pairs_run(target)
-    else:
-        raise UserError(f"{target}: neither a run directory with export/{META} nor an export "
-                        f"directory with {META}")
-    comparator, meta = open_comparator(export_dir, EVAL_BATCH_SIZE)
-    return Model(comparator, meta, export_dir, run_dir)
-
-
-def run_data_root(run_dir: Path) -> Path:
-    root = read_yaml(RunDir(run_dir).config).get("data", {}).get("root")
-    if not root:
-        raise UserError(f"{RunDir(run_dir).config}: no data.root")
-    return Path(root)
 
 
 def pairs_report(model: Model, pair_file: Path, root: Path, progress: bool,

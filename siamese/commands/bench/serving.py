@@ -3,11 +3,12 @@
 Serving: the default `convnet` branch exported as float, fused and int8 (siamese.export.optimize)
 and as ONNX run by onnxruntime (when the extra is installed), and in float two exports that run
 the branch several times per image: an ensemble of 3 members (`model.members: 3`, as
-configs/omniglot.yaml) and test-time averaging over 5 shifted copies (`export --tta 1`), each loaded as a consumer loads
-it (`SymbolBlock.imports`, hybridized with static memory); batch-1 latency (p50, p99 of single
-synchronised calls) and batch-256 throughput (median of timed windows). Weights are random
-(Xavier, BatchNorm statistics drawn), int8 is calibrated on random images: speed does not
-depend on the values; accuracy is what `python -m siamese.export` measures on a real run.
+configs/omniglot.yaml) and test-time averaging over 5 shifted copies (`export --tta 1`), each
+loaded as a consumer loads it (`SymbolBlock.imports`, hybridized with static memory); batch-1
+latency (p50, p99 of single synchronised calls) and batch-256 throughput (median of timed
+windows). Weights are random (Xavier, BatchNorm statistics drawn), int8 is calibrated on random
+images: speed does not depend on the values; accuracy is what `python -m siamese.export`
+measures on a real run.
 
 Triplets: the training step of configs/triplet.yaml (convnet, 10 classes x 16 images at
 32x32, semi-hard mining, Adam) with the (N, N) miners and the former (N, N, N) ones, in one
