@@ -112,11 +112,11 @@ def serving(size: int, quick: bool) -> dict:
         sym, args, aux = float_graph(_branch(size), x1, Path(tmp))
         graphs = {"float": (sym, args, aux),
                   "fused": fuse(sym, args, aux)[:3],
-                  "int8": quantize(sym, args, aux, x256, "naive")[:3]}
+                  "int8": quantize(sym, args, aux, x256, "naive")[:3],
+                  "float, 3 members": float_graph(_branch(size, members=3), x1, Path(tmp)),
+                  "float, tta 1": float_graph(ShiftAveraged(_branch(size), 1, True), x1,
+                                              Path(tmp))}
         runners = {}
-        graphs["float, 3 members"] = float_graph(_branch(size, members=3), x1, Path(tmp))
-        graphs["float, tta 1"] = float_graph(ShiftAveraged(_branch(size), 1, True), x1,
-                                             Path(tmp))
         for kind, (s, a, x) in graphs.items():
             folder = Path(tmp) / kind
             folder.mkdir()
