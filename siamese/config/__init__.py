@@ -8,6 +8,7 @@ May import: `siamese.errors` only. Never mxnet: a config is checked before anyth
 from .load import from_dict, load_config, to_dict
 from .rules import INIT_ARGS, parse_init, parse_select, parse_threshold_rule
 from .schema import (
+    CONVNET_OPTIONS,
     EVAL_BATCH_SIZE,
     Config,
     DataConfig,
@@ -20,8 +21,8 @@ from .schema import (
 )
 from .typed import apply_overrides, read_yaml, to_yaml
 
-__all__ = ["EVAL_BATCH_SIZE", "Config", "DataConfig", "EvalConfig", "ExportConfig", "INIT_ARGS",
-           "LogConfig",
+__all__ = ["CONVNET_OPTIONS", "EVAL_BATCH_SIZE", "Config", "DataConfig", "EvalConfig",
+           "ExportConfig", "INIT_ARGS", "LogConfig",
            "LossConfig", "ModelConfig", "TrainConfig", "apply_overrides", "from_dict",
            "load_config", "parse_init", "parse_select", "parse_threshold_rule", "read_yaml",
            "to_dict", "to_yaml"]

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
-from .schema import Config
+from .schema import CONVNET_OPTIONS, Config, ModelConfig
 
 # losses that learn from the labels of P x K batches (data.sampler: pk)
 BATCH_LOSSES = ("triplet", "cosface", "nca")
@@ -158,8 +158,9 @@ def check(cfg: Config) -> None:
     if loss.name == "none" and d.sampler != "pairs":
         raise UserError("data.sampler: reconstruction-only training (loss.name: none) draws "
                         "images, not P x K batches; leave data.sampler: pairs")
-    for key in ("widths", "stem_stride", "pool"):
-        if getattr(cfg.model, key) not in ([], 1, "mean") and cfg.model.branch != "convnet":
+    defaults = ModelConfig()
+    for key in CONVNET_OPTIONS:
+        if getattr(cfg.model, key) != getattr(defaults, key) and cfg.model.branch != "convnet":
             raise UserError(f"model.{key}: only for model.branch: convnet, not "
                             f"{cfg.model.branch}")
     if cfg.model.share and arch != "pseudo_siamese":

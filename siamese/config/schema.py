@@ -90,6 +90,10 @@ class DataConfig:
     test_pairs: int = _f(2000, "test pairs, half same and half different", min=2)
 
 
+CONVNET_OPTIONS = ("widths", "stem_stride", "pool")  # model keys for the convnet branch only;
+# at their defaults they leave the branch as it is built without them
+
+
 @dataclass
 class ModelConfig:
     architecture: Literal["siamese", "pseudo_siamese", "two_channel"] = _f(

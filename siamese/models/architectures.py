@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Tuple
 import mxnet as mx
 from mxnet.gluon import HybridBlock
 
+from ..config import CONVNET_OPTIONS, ModelConfig
 from ..errors import UserError
 from ..formats.bundle import file_key
 from .branches import Members, get_branch
@@ -31,14 +32,12 @@ from .sharing import build_pseudo_siamese
 
 
 def branch_options(cfg) -> dict:
-    """Keyword arguments of the branch from the `model` section (model.widths,
-    model.stem_stride, model.pool)."""
-    out = {"widths": tuple(cfg.widths)} if cfg.widths else {}
-    if getattr(cfg, "stem_stride", 1) != 1:
-        out["stem_stride"] = cfg.stem_stride
-    if getattr(cfg, "pool", "mean") != "mean":
-        out["pool"] = cfg.pool
-    return out
+    """Keyword arguments of the branch from the `model` section: the convnet's options
+    (model.widths, model.stem_stride, model.pool) that differ from their defaults."""
+    defaults = ModelConfig()
+    return {key: tuple(value) if isinstance(value, list) else value
+            for key in CONVNET_OPTIONS
+            if (value := getattr(cfg, key)) != getattr(defaults, key)}
 
 
 def _same(x, v):
