@@ -59,6 +59,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="test-time averaging for pairs, --far, --n-way and --episode-file: "
                         "each embedding the mean over the image and its copies shifted by K "
                         "pixels (an export written with `siamese export --tta K` does it itself)")
+    p.add_argument("--symmetries", choices=("none", "flip", "rotations", "dihedral"),
+                   default="none",
+                   help="pairs, --far, --n-way and --episode-file: embed each image under "
+                        "these turns / mirror images, side by side (an export written with "
+                        "`siamese export --symmetries NAME` does it itself)")
     p.add_argument("--far", type=rates, default=[], metavar="RATE[,RATE...]",
                    help="report the threshold reaching each target false accept rate on the "
                         "validation pairs, and the TAR/FAR it gives on the scored pairs")
@@ -99,6 +104,11 @@ def main(argv=None) -> int:
             raise UserError("--tta: averages pairs, --far, --n-way and --episode-file only, not "
                             "--retrieval, --open-set or --plot-embeddings (an export written "
                             "with --tta averages everywhere)")
+        if args.symmetries != "none" and (args.retrieval or args.open_set or
+                                          args.plot_embeddings):
+            raise UserError("--symmetries: for pairs, --far, --n-way and --episode-file only, "
+                            "not --retrieval, --open-set or --plot-embeddings (an export "
+                            "written with --symmetries embeds them everywhere)")
         if args.within_group and not args.n_way:
             raise UserError("--within-group: goes with --n-way N")
         if not 0.0 < args.unknown_fraction < 1.0:
@@ -111,7 +121,7 @@ def main(argv=None) -> int:
                           retrieval=args.retrieval, open_set=args.open_set,
                           unknown_fraction=args.unknown_fraction, index=args.index,
                           progress=sys.stderr.isatty(), within_group=args.within_group,
-                          tta=args.tta)
+                          tta=args.tta, symmetries=args.symmetries)
         report, pictures, model = build_report(args.target, request)
         out = args.out or args.target / "eval.json"
         write_outputs(report, pictures, model, out)

@@ -1,6 +1,6 @@
 """python -m siamese.export RUN_DIR [--checkpoint best|last] [--onnx] [--out DIR]
        [--optimize fused | --quantize int8 [--calibration naive|entropy] [--calib-images N]]
-       [--tta K] [--force]
+       [--tta K] [--symmetries none|flip|rotations|dihedral] [--force]
 
 Rebuilds the run's model from a checkpoint (and the config saved inside it), chooses the
 threshold on the run's validation pairs for those weights, and exports the branch with the same
@@ -15,6 +15,12 @@ branch on the run's test images and scored on its test pairs; refused when it lo
 copies shifted by K pixels, inside the graph (siamese.export.tta; 5x the inference cost;
 default folder RUN_DIR/export-tta<K>); the threshold is chosen on the validation pairs with
 the averaged embeddings.
+
+--symmetries NAME writes an export whose branch embeds each image under these turns and mirror
+images side by side (siamese.export.symmetries; V times the inference cost; default: the run's
+export.symmetries, and a folder RUN_DIR/export-NAME when it differs from it); the threshold is
+chosen on the validation pairs with those embeddings. With --tta K each turned image is
+averaged over its shifts.
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ from pathlib import Path
 
 import mxnet as mx
 
+from ..config.rules import check_symmetries
 from ..errors import UserError
 from ..export.onnx import require_onnx
 from ..export.optimize import export_optimized, get_optimizer
 from ..export.rerun import calibration_images, read_test_pairs, threshold_and_sample
+from ..export.symmetries import symmetric_net
 from ..export.tta import averaging_net
 from ..export.writer import TOLERANCE, export_run, model_meta
 from ..formats.rundir import RunDir
@@ -58,6 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tta", type=int, default=0, metavar="K",
                    help="test-time averaging inside the exported branch: the mean embedding "
                         "of the image and its 4 copies shifted by K pixels (5x the cost)")
+    p.add_argument("--symmetries", choices=("none", "flip", "rotations", "dihedral"),
+                   help="embed each image under these turns / mirror images, side by side "
+                        "(default: the run's export.symmetries)")
     p.add_argument("--force", action="store_true",
                    help="keep an optimized export that loses more than 0.002 test AUC")
     return p.parse_args(argv)
@@ -80,17 +91,25 @@ def main(argv=None) -> int:
                 raise UserError(f"--tta: averages the embeddings of one siamese branch; the "
                                 f"model of {args.run_dir} is a {arch.kind}")
             net = averaging_net(net, args.tta, cfg.model.normalize)
+        trained_with = cfg.export.symmetries
+        if args.symmetries is not None:
+            cfg.export.symmetries = args.symmetries
+            check_symmetries(cfg)
+        if cfg.export.symmetries != "none":
+            net = symmetric_net(net, cfg.export.symmetries, cfg.data.image_size[1])
         spec, sample = threshold_and_sample(cfg, net, loss, args.run_dir, labelled)
         kind = "int8" if args.quantize == "int8" else args.optimize
         if kind != "none":
             return optimized(args, kind, cfg, net, spec)
         tta = f"-tta{args.tta}" if args.tta else ""
-        out = args.out or RunDir(args.run_dir).export.with_name(f"export{tta}")
+        sym = f"-{cfg.export.symmetries}" if cfg.export.symmetries != trained_with else ""
+        out = args.out or RunDir(args.run_dir).export.with_name(f"export{tta}{sym}")
         diffs = export_run(net, spec, cfg.data, cfg.model, sample, out, mx.cpu(),
-                           onnx=args.onnx, tta=args.tta)
+                           onnx=args.onnx, tta=args.tta, symmetries=cfg.export.symmetries)
         print(f"exported {out} from checkpoints/{args.checkpoint}.ckpt; threshold "
               f"{spec['threshold']:.4f} ({spec['threshold_rule']}, validation pairs"
-              f"{', averaged embeddings' if args.tta else ''})")
+              f"{', averaged embeddings' if args.tta else ''}"
+              f"{'' if cfg.export.symmetries == 'none' else ', ' + cfg.export.symmetries})")
         for fmt, d in diffs.items():
             print(f"  {fmt}: largest |embedding difference| {d:.3g} on {len(sample)} images "
                   f"(tolerance {TOLERANCE:g})")
@@ -108,14 +127,16 @@ def optimized(args, kind: str, cfg, net, spec: dict) -> int:
         raise UserError(f"{args.run_dir}: --optimize/--quantize export a siamese branch; this "
                         f"run's model is {architecture_of(net).kind}")
     d, run_dir = cfg.data, RunDir(args.run_dir)
-    out = args.out or run_dir / f"export-{kind}{f'-tta{args.tta}' if args.tta else ''}"
+    sym = cfg.export.symmetries
+    out = args.out or run_dir / (f"export-{kind}{f'-tta{args.tta}' if args.tta else ''}"
+                                 f"{f'-{sym}' if sym != 'none' else ''}")
     test = read_test_pairs(d, run_dir.pair_file("test"))
     calib, source = None, ""
     if get_optimizer(kind).calibrated:
         calib, source = calibration_images(d, run_dir.pair_file("val"), args.calib_images)
     comp = training_comparator(net, spec, d.mean, d.std, cfg.train.eval_batch_size, mx.cpu(),
                                d.right_view)
-    meta = model_meta(d, cfg.model, spec, args.tta)
+    meta = model_meta(d, cfg.model, spec, args.tta, cfg.export.symmetries)
     r = export_optimized(comp, net.branch, out, meta, kind, test, calib, args.calibration,
                          source, args.force)
     t, v = r["test"], r["verified"]

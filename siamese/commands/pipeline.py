@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Optional
 
 from ..config import Config
 from ..export.onnx import require_onnx
+from ..export.symmetries import symmetric_net
 from ..export.writer import export_run
 from ..formats.atomic import write_json
 from ..formats.rundir import RunDir
@@ -40,10 +42,13 @@ def train_and_export(cfg: Config, run: RunDir, progress: bool = False,
     t0 = time.perf_counter()
     if not has_pairs(parts):
         return finish_unlabelled(parts, run, state)
+    if cfg.export.symmetries != "none":  # threshold, test figures and export under them
+        parts = replace(parts, net=symmetric_net(parts.net, cfg.export.symmetries,
+                                                 cfg.data.image_size[1], parts.ctxs))
     val, test, spec = validate_and_test(parts)
     sample = parts.data.images[parts.data.splits["test"][:16]]
     diff = export_run(parts.net, spec, cfg.data, cfg.model, sample, run.export, parts.ctxs[0],
-                      onnx=cfg.export.onnx)
+                      onnx=cfg.export.onnx, symmetries=cfg.export.symmetries)
     metrics = {"val": val, "test": test, "best_epoch": state.best["epoch"],
                "epochs_trained": state.epoch, "stopped_early": state.stopped_early,
                "train_seconds": state.train_seconds, "export_max_abs_diff": diff}

@@ -118,6 +118,23 @@ def check_members(m) -> None:
                         "branch)")
 
 
+def check_symmetries(cfg: Config) -> None:
+    """export.symmetries: the exported branch embeds several turns of each image."""
+    name, m = cfg.export.symmetries, cfg.model
+    if name == "none":
+        return
+    if m.architecture != "siamese":
+        raise UserError(f"export.symmetries: embeds each image through the one branch of a "
+                        f"siamese network; not for model.architecture: {m.architecture}")
+    if cfg.loss.name == "logistic":
+        raise UserError("export.symmetries: compares the embeddings side by side by distance; "
+                        "loss.name: logistic learns a head that weights one embedding")
+    h, w = cfg.data.image_size
+    if name in ("rotations", "dihedral") and h != w:
+        raise UserError(f"export.symmetries: {name} turns images by a quarter, which needs "
+                        f"square images; data.image_size is {[h, w]} (flip does not)")
+
+
 def check(cfg: Config) -> None:
     """Rules that involve more than one field."""
     parse_threshold_rule(cfg.eval.threshold)
@@ -150,6 +167,7 @@ def check(cfg: Config) -> None:
         raise UserError("model.pool: the decoder mirrors the mean over H and W; leave "
                         "model.pool: mean with model.decoder")
     check_members(cfg.model)
+    check_symmetries(cfg)
     if cfg.model.decoder != "none" and arch != "siamese":
         raise UserError(f"model.decoder: needs model.architecture: siamese, not {arch}")
     if loss.name == "none" and cfg.model.decoder == "none":

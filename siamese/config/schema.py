@@ -205,6 +205,12 @@ class EvalConfig:
 @dataclass
 class ExportConfig:
     onnx: bool = _f(False, "also write export/branch.onnx at the end of training (.[onnx] extra)")
+    symmetries: Literal["none", "flip", "rotations", "dihedral"] = _f(
+        "none", "the exported branch embeds each image in these symmetries of itself and "
+        "returns the embeddings side by side (V times the inference): flip (the mirror image), "
+        "rotations (4 quarter turns, square images), dihedral (both: 8); the threshold and the "
+        "test figures of metrics.json use it too (siamese.export.symmetries)"
+    )
 
 
 @dataclass

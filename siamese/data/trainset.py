@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import UserError
 from .sampling import PairSampler
+from .turns import turned
 
 
 @dataclass
@@ -59,8 +60,7 @@ class TrainSet:
         raw = np.array(raw)  # a copy of our own to turn in place
         for t in np.unique(turns[turns > 0]):
             pick = turns == t
-            chunk = raw[pick][:, :, ::-1] if t >= 4 else raw[pick]
-            raw[pick] = np.rot90(chunk, t % 4, axes=(1, 2))
+            raw[pick] = turned(raw[pick], int(t))
         return raw
 
 

@@ -29,6 +29,7 @@ class Model:
     export_dir: Path
     run_dir: Optional[Path]
     tta: int = 0  # eval.py --tta K: embeddings averaged over shifts of K pixels (eval.tta)
+    symmetries: str = "none"  # eval.py --symmetries NAME: turns embedded side by side
 
     def load_files(self, root: Path, paths: Sequence[str], progress: bool) -> np.ndarray:
         """uint8 images (len(paths), H, W, C) of image files, decoded as model.json says."""
@@ -40,13 +41,14 @@ class Model:
         """A function (left indices, right indices) -> scores over these image files; images
         are embedded once per side (embedding models) or pairs scored (pair scorers)."""
         return image_scores(self.comparator, self.load_files(root, paths, progress), self.tta,
-                            progress)
+                            progress, self.symmetries)
 
     def score_list(self, pairs, root: Path, progress: bool) -> tuple:
-        """(scores, unique image paths, their images) of a PairList, with --tta."""
+        """(scores, unique image paths, their images) of a PairList, with --tta and
+        --symmetries."""
         pre = self.meta["preprocess"]
         return pair_list_scores(self.comparator, pairs, root, pre["resize"],
-                                CHANNELS[pre["color"]], self.tta, progress)
+                                CHANNELS[pre["color"]], self.tta, progress, self.symmetries)
 
     @property
     def scoring_note(self) -> str:

@@ -30,7 +30,7 @@ from .metrics import (
 )
 from .model import Model, open_model, run_data_root
 from .oneshot import n_way_accuracy
-from .tta import check_tta
+from .tta import check_symmetries, check_tta
 from .within import group_rule, image_groups
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,7 @@ class Request:
     progress: bool = False
     within_group: Optional[str] = None  # "run" (the run's data.groups), "name" or "csv"
     tta: int = 0  # shift of test-time averaging in pixels (0 = none)
+    symmetries: str = "none"  # turns embedded side by side (siamese.data.turns.SYMMETRIES)
 
 
 def _defaults(model: Model, target: Path, r: Request) -> Request:
@@ -190,10 +191,13 @@ def build_report(target: Path, request: Request) -> tuple:
     start = time.perf_counter()
     model = open_model(target)
     check_tta(model.meta, request.tta, model.export_dir, model.comparator.embeds)
-    model.tta = request.tta
+    check_symmetries(model.meta, request.symmetries, model.export_dir, model.comparator.embeds)
+    model.tta, model.symmetries = request.tta, request.symmetries
     r = _defaults(model, target, request)
     report: Dict[str, object] = {"model": str(model.export_dir),  # shift averaged over:
-                                 "tta": r.tta or int(model.meta.get("tta", 0))}
+                                 "tta": r.tta or int(model.meta.get("tta", 0)),
+                                 "symmetries": r.symmetries if r.symmetries != "none" else
+                                 model.meta.get("symmetries", "none")}
     pictures: Dict[str, tuple] = {}
     if r.pairs is not None:
         rep, scores, labels, pairs = pairs_report(model, Path(r.pairs), Path(r.root),

@@ -6,7 +6,8 @@ check; the `.[onnx]` extra), `rewrites` (OPTIMIZERS: the fused and int8 graph re
 `optimize` (a serving export of a branch, verified against the float branch and on the test
 pairs), `rerun` (the threshold, test pairs and calibration images of a run exported again),
 `tta` (ShiftAveraged: test-time averaging over shifted copies inside the exported branch,
-`export --tta K`).
+`export --tta K`), `symmetries` (Symmetric: turns and mirror images embedded side by side
+inside it, export.symmetries).
 `__main__` is `python -m siamese.export`, an alias of siamese.commands.export.
 May import: config, formats, data, models (the architecture registry), scoring, eval
 (thresholds, metrics). Nothing below imports export.

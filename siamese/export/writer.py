@@ -17,6 +17,7 @@ import numpy as np
 from mxnet import gluon
 
 from .. import __version__
+from ..data.turns import symmetry_turns
 from ..data.views import get_view
 from ..errors import ExportMismatch
 from ..formats.atomic import swap_dir, temp_name
@@ -31,10 +32,12 @@ log = logging.getLogger(__name__)
 TOLERANCE = 1e-5  # largest allowed |embedding difference| between trained and reloaded branch
 
 
-def model_meta(data_cfg, model_cfg, score: dict, tta: int = 0) -> dict:
+def model_meta(data_cfg, model_cfg, score: dict, tta: int = 0,
+               symmetries: str = "none") -> dict:
     """The `model.json` record: what the export is, how to preprocess an image and how to
     score a pair. `tta`: the exported branch averages over shifts of this many pixels
-    (siamese.export.tta; 0 = a plain branch)."""
+    (siamese.export.tta; 0 = a plain branch). `symmetries`: it embeds each image under these
+    turns, side by side (siamese.export.symmetries)."""
     h, w = data_cfg.image_size
     c = data_cfg.channels
     arch = get_architecture(model_cfg.architecture)
@@ -57,9 +60,11 @@ def model_meta(data_cfg, model_cfg, score: dict, tta: int = 0) -> dict:
         },
         "branch": model_cfg.branch,
         "members": model_cfg.members,  # model.members: an ensemble in one branch
-        "embedding_size": model_cfg.embedding_size * model_cfg.members,
+        "embedding_size": (model_cfg.embedding_size * model_cfg.members
+                           * len(symmetry_turns(symmetries))),
         "normalized": model_cfg.normalize,
         "tta": int(tta),  # > 0: the branch averages over 4 shifts of tta pixels itself
+        "symmetries": symmetries,  # not none: the branch embeds these turns side by side
         "distance": score["name"],  # euclidean | cosine (lower = same) | logistic (higher)
         "score": score,
         "files": {},  # filled in by export_model
@@ -144,8 +149,10 @@ def _diff(got: np.ndarray, expected: np.ndarray, out: Path, what: str, tol: floa
 
 
 def export_run(net, score: dict, data_cfg, model_cfg, images: np.ndarray, out: Path,
-               ctx: mx.Context, onnx: bool = False, tta: int = 0) -> dict:
+               ctx: mx.Context, onnx: bool = False, tta: int = 0,
+               symmetries: str = "none") -> dict:
     """The one export path of training and `python -m siamese.export`: metadata + files
-    (`tta`: `net`'s branch is a siamese.export.tta.ShiftAveraged of that shift)."""
-    return export_model(net, out, model_meta(data_cfg, model_cfg, score, tta), images, ctx,
-                        onnx)
+    (`tta`: `net`'s branch is a siamese.export.tta.ShiftAveraged of that shift; `symmetries`:
+    a siamese.export.symmetries.Symmetric of those turns)."""
+    meta = model_meta(data_cfg, model_cfg, score, tta, symmetries)
+    return export_model(net, out, meta, images, ctx, onnx)

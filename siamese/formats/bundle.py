@@ -23,7 +23,7 @@ from mxnet import gluon
 
 from ..errors import UserError
 from .ndfile import check_params_file
-from .preprocess import COLOR_MODES
+from .preprocess import COLOR_MODES, SYMMETRIES
 
 SYMBOL, PARAMS, META = "branch-symbol.json", "branch-0000.params", "model.json"
 FORMAT = "siamese-export/1"
@@ -72,7 +72,9 @@ def _meta_ok(meta: dict) -> bool:
           and isinstance(score["higher_is_similar"], bool) and isinstance(score["name"], str)
           and (meta.get("embedding_size") is None or _side(meta["embedding_size"]))
           and isinstance(pre.get("right_view", "none"), str) and _shift(meta.get("tta", 0))
-          and isinstance(meta.get("kind", "branch"), str))
+          and isinstance(meta.get("kind", "branch"), str)
+          and isinstance(meta.get("symmetries", "none"), str)
+          and meta.get("symmetries", "none") in SYMMETRIES)
     if ok and score["name"] == "logistic":
         ok = isinstance(score["weights"], list) and len(score["weights"]) == \
             meta["embedding_size"] and all(_num(v) for v in score["weights"]) and \

@@ -13,6 +13,14 @@ import numpy as np
 
 COLOR_MODES = {1: "L", 3: "RGB"}  # channels -> Pillow mode, model.json preprocess.color
 CHANNELS = {mode: c for c, mode in COLOR_MODES.items()}  # model.json color -> channels
+# model.json `symmetries` -> the turns of each image the export embeds side by side: t in 0..3
+# quarter turns anticlockwise, t + 4 mirrored left to right first (siamese.data.turns)
+SYMMETRIES = {
+    "none": (0,),
+    "flip": (0, 4),
+    "rotations": (0, 1, 2, 3),
+    "dihedral": (0, 1, 2, 3, 4, 5, 6, 7),
+}
 
 
 def to_tensor(batch: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
