@@ -264,3 +264,19 @@ def test_only_a_siamese_branch_takes_symmetries(trained_run, tmp_path, capsys):
     assert "not for model.architecture: two_channel" in capsys.readouterr().err
     assert eval_cli.main([str(tmp_path / "run"), "--symmetries", "flip"]) == 2
     assert "scores pairs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_fused_serving_export_turns_too(dihedral_export):
+    run_dir, root, out = dihedral_export
+    assert export_main([str(run_dir), "--symmetries", "dihedral", "--optimize", "fused"]) == 0
+    served = run_dir / "export-fused-dihedral"  # the default folder
+    meta = read_meta(served)
+    assert meta["symmetries"] == "dihedral" and meta["optimized"]["kind"] == "fused"
+    images = _test_images(run_dir, root)
+    x = mx.nd.array(to_tensor(images, meta["preprocess"]["mean"], meta["preprocess"]["std"]))
+    got, want = load_branch(served)(x).asnumpy(), load_branch(out)(x).asnumpy()
+    assert got.shape == want.shape == (len(images), meta["embedding_size"])
+    assert (got * want).sum(1).min() >= 0.99999  # both unit vectors
+    assert meta["score"]["threshold"] == read_meta(out)["score"]["threshold"]
+    shutil.rmtree(served)
