@@ -3,7 +3,8 @@
 Serving: the default `convnet` branch exported as float, fused and int8 (siamese.export.optimize)
 and as ONNX run by onnxruntime (when the extra is installed), and in float two exports that run
 the branch several times per image: an ensemble of 3 members (`model.members: 3`, as
-configs/omniglot.yaml) and test-time averaging over 5 shifted copies (`export --tta 1`), each
+configs/omniglot.yaml), test-time averaging over 5 shifted copies (`export --tta 1`) and the 8
+test-time symmetries (`export.symmetries: dihedral`, as configs/omniglot.yaml), each
 loaded as a consumer loads it (`SymbolBlock.imports`, hybridized with static memory); batch-1
 latency (p50, p99 of single synchronised calls) and batch-256 throughput (median of timed
 windows). Weights are random (Xavier, BatchNorm statistics drawn), int8 is calibrated on random
@@ -29,6 +30,7 @@ from ...config import TrainConfig
 from ...export.onnx import export_onnx
 from ...export.optimize import float_graph, save_graph
 from ...export.rewrites import fuse, quantize
+from ...export.symmetries import Symmetric
 from ...export.tta import ShiftAveraged
 from ...formats.bundle import load_symbol
 from ...losses.triplet import BatchTripletLoss
@@ -100,6 +102,13 @@ def _onnx_runner(folder: Path, size: int):
     return lambda x: session.run(None, {"data": x})[0]
 
 
+def _dihedral(size: int, members: int = 1) -> Symmetric:
+    """The branch under the 8 symmetries of the square (siamese.export.symmetries)."""
+    block = Symmetric(_branch(size, members=members), "dihedral", size)
+    block.reverse.initialize()
+    return block
+
+
 def serving(size: int, quick: bool) -> dict:
     """Latency and throughput of the float, fused, int8 and ONNX exports at size x size, and of
     the float exports of a 3-member ensemble and of test-time averaging (5 copies)."""
@@ -115,7 +124,10 @@ def serving(size: int, quick: bool) -> dict:
                   "int8": quantize(sym, args, aux, x256, "naive")[:3],
                   "float, 3 members": float_graph(_branch(size, members=3), x1, Path(tmp)),
                   "float, tta 1": float_graph(ShiftAveraged(_branch(size), 1, True), x1,
-                                              Path(tmp))}
+                                              Path(tmp)),
+                  "float, dihedral": float_graph(_dihedral(size), x1, Path(tmp)),
+                  "float, 3 members, dihedral": float_graph(_dihedral(size, members=3), x1,
+                                                            Path(tmp))}
         runners = {}
         for kind, (s, a, x) in graphs.items():
             folder = Path(tmp) / kind
