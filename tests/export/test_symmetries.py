@@ -267,16 +267,18 @@ def test_only_a_siamese_branch_takes_symmetries(trained_run, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_the_fused_serving_export_turns_too(dihedral_export):
+@pytest.mark.parametrize("flag", [["--optimize", "fused"], ["--quantize", "int8"]])
+def test_the_serving_exports_turn_too(dihedral_export, flag):
     run_dir, root, out = dihedral_export
-    assert export_main([str(run_dir), "--symmetries", "dihedral", "--optimize", "fused"]) == 0
-    served = run_dir / "export-fused-dihedral"  # the default folder
+    kind = flag[1]
+    assert export_main([str(run_dir), "--symmetries", "dihedral", *flag]) == 0
+    served = run_dir / f"export-{kind}-dihedral"  # the default folder
     meta = read_meta(served)
-    assert meta["symmetries"] == "dihedral" and meta["optimized"]["kind"] == "fused"
+    assert meta["symmetries"] == "dihedral" and meta["optimized"]["kind"] == kind
     images = _test_images(run_dir, root)
     x = mx.nd.array(to_tensor(images, meta["preprocess"]["mean"], meta["preprocess"]["std"]))
     got, want = load_branch(served)(x).asnumpy(), load_branch(out)(x).asnumpy()
     assert got.shape == want.shape == (len(images), meta["embedding_size"])
-    assert (got * want).sum(1).min() >= 0.99999  # both unit vectors
+    assert (got * want).sum(1).min() >= (0.99999 if kind == "fused" else 0.95)  # unit vectors
     assert meta["score"]["threshold"] == read_meta(out)["score"]["threshold"]
     shutil.rmtree(served)
