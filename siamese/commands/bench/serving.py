@@ -1,10 +1,10 @@
 """Serving and mined-triplet sections of `python -m siamese.bench` (see siamese.bench).
 
-Serving: the default `convnet` branch exported as float, fused and int8 (siamese.export.optimize)
-and as ONNX run by onnxruntime (when the extra is installed), and in float two exports that run
-the branch several times per image: an ensemble of 3 members (`model.members: 3`, as
-configs/omniglot.yaml), test-time averaging over 5 shifted copies (`export --tta 1`) and the 8
-test-time symmetries (`export.symmetries: dihedral`), each
+Serving: the default `convnet` branch exported as float, fused and int8
+(siamese.export.optimize) and as ONNX run by onnxruntime (when the extra is installed), and in
+float two exports that run the branch several times per image: an ensemble of 3 members
+(`model.members: 3`, the second round's Omniglot recipe), test-time averaging over 5 shifted
+copies (`export --tta 1`) and the 8 test-time symmetries (`export.symmetries: dihedral`), each
 loaded as a consumer loads it (`SymbolBlock.imports`, hybridized with static memory); batch-1
 latency (p50, p99 of single synchronised calls) and batch-256 throughput (median of timed
 windows). Weights are random (Xavier, BatchNorm statistics drawn), int8 is calibrated on random
