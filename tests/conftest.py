@@ -94,6 +94,32 @@ def write_config(path: Path, root: Path, **sections) -> Path:
     return path
 
 
+def pair_images(run_dir: Path, root: Path, size: int = 16):
+    """uint8 images of the run's test pairs (each unique image once, sorted by path)."""
+    from siamese.data.images import load_images
+    from siamese.data.pairfiles import read_pair_file
+
+    test = read_pair_file(run_dir / "pairs" / "test.csv", root)
+    names = sorted(set(test.left) | set(test.right))
+    return load_images([root / n for n in names], (size, size), 1)
+
+
+def random_labelled_pairs(root: Path, path: Path, n: int = 60, seed: int = 3) -> Path:
+    """A pair CSV of n random pairs of the class*/ images under root with random labels: an
+    AUC far from 1 that any change of the scores moves."""
+    import itertools
+
+    import numpy as np
+
+    names = sorted(p.relative_to(root).as_posix() for p in root.glob("class*/*.png"))
+    rng = np.random.default_rng(seed)
+    every = list(itertools.combinations(names, 2))
+    rows = [f"{every[k][0]},{every[k][1]},{rng.integers(0, 2)}"
+            for k in rng.choice(len(every), n, replace=False)]
+    path.write_text("left,right,label\n" + "\n".join(rows) + "\n")
+    return path
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A real 2-epoch run on a tiny folder: (run_dir, image root, config path). Shared."""

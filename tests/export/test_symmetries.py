@@ -6,21 +6,19 @@ the key, ONNX, and the refusals."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import extra, write_config
+from conftest import extra, pair_images, random_labelled_pairs, write_config
 
 import eval as eval_cli
 import train
 from siamese.commands.export import main as export_main
 from siamese.config import load_config
 from siamese.config.schema import ModelConfig
-from siamese.data.images import load_images
 from siamese.data.pairfiles import read_pair_file
 from siamese.data.turns import SYMMETRIES, turned
 from siamese.errors import UserError
@@ -130,18 +128,13 @@ def dihedral_export(trained_run, tmp_path_factory):
     return run_dir, root, out
 
 
-def _test_images(run_dir, root):
-    test = read_pair_file(run_dir / "pairs" / "test.csv", root)
-    names = sorted(set(test.left) | set(test.right))
-    return load_images([root / n for n in names], (16, 16), 1)
-
 
 @pytest.mark.slow
 def test_symbol_equals_eval_symmetries_over_the_plain_export(dihedral_export):
     run_dir, root, out = dihedral_export
     meta, plain_meta = read_meta(out), read_meta(run_dir / "export")
     pre = meta["preprocess"]
-    images = _test_images(run_dir, root)
+    images = pair_images(run_dir, root)
     plain = load_branch(run_dir / "export")
 
     def embed(x):
@@ -174,13 +167,7 @@ def test_the_threshold_is_chosen_again_on_validation_pairs(dihedral_export):
 def test_eval_of_the_export_equals_eval_symmetries_of_the_plain_one(dihedral_export,
                                                                      tmp_path, capsys):
     run_dir, root, out = dihedral_export
-    names = sorted(p.relative_to(root).as_posix() for p in root.glob("class*/*.png"))
-    rng = np.random.default_rng(3)
-    every = list(itertools.combinations(names, 2))
-    rows = [f"{every[k][0]},{every[k][1]},{rng.integers(0, 2)}"
-            for k in rng.choice(len(every), 60, replace=False)]
-    pairs = tmp_path / "pairs.csv"
-    pairs.write_text("left,right,label\n" + "\n".join(rows) + "\n")
+    pairs = random_labelled_pairs(root, tmp_path / "pairs.csv")
     reports = {}
     for name, target, more in (("export", out, []),
                                ("eval", run_dir / "export", ["--symmetries", "dihedral"]),
@@ -244,7 +231,7 @@ def test_onnx_of_the_symmetric_branch_agrees(trained_run, tmp_path):
     assert export_main([str(run_dir), "--symmetries", "dihedral", "--onnx", "--out",
                         str(out)]) == 0
     meta = read_meta(out)
-    x = to_tensor(_test_images(run_dir, root)[:3], meta["preprocess"]["mean"],
+    x = to_tensor(pair_images(run_dir, root)[:3], meta["preprocess"]["mean"],
                   meta["preprocess"]["std"])
     onx = onnx_run(out / "branch.onnx", {"data": x})
     sym = load_branch(out)(mx.nd.array(x)).asnumpy()
@@ -275,7 +262,7 @@ def test_the_serving_exports_turn_too(dihedral_export, flag):
     served = run_dir / f"export-{kind}-dihedral"  # the default folder
     meta = read_meta(served)
     assert meta["symmetries"] == "dihedral" and meta["optimized"]["kind"] == kind
-    images = _test_images(run_dir, root)
+    images = pair_images(run_dir, root)
     x = mx.nd.array(to_tensor(images, meta["preprocess"]["mean"], meta["preprocess"]["std"]))
     got, want = load_branch(served)(x).asnumpy(), load_branch(out)(x).asnumpy()
     assert got.shape == want.shape == (len(images), meta["embedding_size"])

@@ -4,19 +4,17 @@ threshold chosen on validation pairs, the serving and ONNX exports, and the refu
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import extra, write_config
+from conftest import extra, pair_images, random_labelled_pairs, write_config
 
 import eval as eval_cli
 import train
 from siamese.commands.export import main as export_main
-from siamese.data.images import load_images
 from siamese.data.pairfiles import read_pair_file
 from siamese.errors import UserError
 from siamese.eval.thresholds import with_threshold
@@ -87,18 +85,13 @@ def tta_export(trained_run, tmp_path_factory):
     return run_dir, root, out
 
 
-def _test_images(run_dir, root):
-    test = read_pair_file(run_dir / "pairs" / "test.csv", root)
-    names = sorted(set(test.left) | set(test.right))
-    return load_images([root / n for n in names], (16, 16), 1)
-
 
 @pytest.mark.slow
 def test_symbol_equals_eval_tta_over_the_plain_export(tta_export):
     run_dir, root, out = tta_export
     meta = read_meta(out)
     pre = meta["preprocess"]
-    images = _test_images(run_dir, root)  # uint8 (N, 16, 16, 1)
+    images = pair_images(run_dir, root)  # uint8 (N, 16, 16, 1)
     plain = load_branch(run_dir / "export")
 
     def embed(x):
@@ -135,13 +128,7 @@ def test_model_json_records_tta_and_the_validation_threshold(tta_export):
 @pytest.mark.slow
 def test_eval_of_the_tta_export_equals_eval_tta_of_the_plain_one(tta_export, tmp_path):
     run_dir, root, out = tta_export
-    names = sorted(p.relative_to(root).as_posix() for p in root.glob("class*/*.png"))
-    rng = np.random.default_rng(3)  # random labels: an AUC far from 1 that any score moves
-    every = list(itertools.combinations(names, 2))
-    rows = [f"{every[k][0]},{every[k][1]},{rng.integers(0, 2)}"
-            for k in rng.choice(len(every), 60, replace=False)]
-    pairs = tmp_path / "pairs.csv"
-    pairs.write_text("left,right,label\n" + "\n".join(rows) + "\n")
+    pairs = random_labelled_pairs(root, tmp_path / "pairs.csv")
     reports = {}
     for name, target, more in (("export", out, []), ("eval", run_dir / "export", ["--tta", "1"]),
                                ("plain", run_dir / "export", [])):
@@ -193,7 +180,7 @@ def test_serving_exports_average_too(tta_export, tmp_path, flag, capsys):
     meta = read_meta(served)
     assert meta["tta"] == 1 and meta["optimized"]["kind"] == kind
     assert {"Pad", "SliceChannel", "add_n"} <= set(meta["optimized"]["operators"])
-    images = _test_images(run_dir, root)
+    images = pair_images(run_dir, root)
     x = mx.nd.array(to_tensor(images, meta["preprocess"]["mean"], meta["preprocess"]["std"]))
     got, want = load_branch(served)(x).asnumpy(), load_branch(out)(x).asnumpy()
     cosine = (got * want).sum(1)  # both unit vectors
@@ -211,7 +198,7 @@ def test_onnx_of_the_averaging_branch_agrees_on_another_batch_size(trained_run, 
     out = tmp_path / "onnx"
     assert export_main([str(run_dir), "--tta", "1", "--onnx", "--out", str(out)]) == 0
     meta = read_meta(out)
-    x = to_tensor(_test_images(run_dir, root)[:3], meta["preprocess"]["mean"],
+    x = to_tensor(pair_images(run_dir, root)[:3], meta["preprocess"]["mean"],
                   meta["preprocess"]["std"])  # batch 3: not the one exported with
     onx = onnx_run(out / "branch.onnx", {"data": x})
     sym = load_branch(out)(mx.nd.array(x)).asnumpy()
