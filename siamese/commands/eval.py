@@ -22,6 +22,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..eval.present import format_table, write_outputs
 from ..eval.report import Request, build_report
+from ..formats.preprocess import SYMMETRIES
 from .common import rates, run, setup_logging
 
 
@@ -59,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="test-time averaging for pairs, --far, --n-way and --episode-file: "
                         "each embedding the mean over the image and its copies shifted by K "
                         "pixels (an export written with `siamese export --tta K` does it itself)")
-    p.add_argument("--symmetries", choices=("none", "flip", "rotations", "dihedral"),
+    p.add_argument("--symmetries", choices=tuple(SYMMETRIES),
                    default="none",
                    help="pairs, --far, --n-way and --episode-file: embed each image under "
                         "these turns / mirror images, side by side (an export written with "

@@ -39,6 +39,7 @@ from ..export.rerun import calibration_images, read_test_pairs, threshold_and_sa
 from ..export.symmetries import symmetric_net
 from ..export.tta import averaging_net
 from ..export.writer import TOLERANCE, export_run, model_meta
+from ..formats.preprocess import SYMMETRIES
 from ..formats.rundir import RunDir
 from ..models.architectures import architecture_of
 from ..scoring.comparator import training_comparator
@@ -66,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tta", type=int, default=0, metavar="K",
                    help="test-time averaging inside the exported branch: the mean embedding "
                         "of the image and its 4 copies shifted by K pixels (5x the cost)")
-    p.add_argument("--symmetries", choices=("none", "flip", "rotations", "dihedral"),
+    p.add_argument("--symmetries", choices=tuple(SYMMETRIES),
                    help="embed each image under these turns / mirror images, side by side "
                         "(default: the run's export.symmetries)")
     p.add_argument("--force", action="store_true",

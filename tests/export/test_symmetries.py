@@ -113,6 +113,34 @@ def test_config_rules(tmp_path, sets, message):
         load_config(path)
 
 
+def test_the_config_names_the_symmetries_of_model_json():
+    """The config (which imports nothing of the formats) spells the names and which of them
+    turn by a quarter again: they must stay those of SYMMETRIES."""
+    from typing import get_args, get_type_hints
+
+    from siamese.config.schema import ExportConfig
+    from siamese.data.turns import needs_square
+
+    names = get_args(get_type_hints(ExportConfig)["symmetries"])
+    assert names == tuple(SYMMETRIES)
+    square = [n for n in names if n != "none"
+              and "needs square" in _rule_message(n, [16, 20])]
+    assert square == [n for n in SYMMETRIES if needs_square(n)] == ["rotations", "dihedral"]
+
+
+def _rule_message(name: str, size) -> str:
+    from siamese.config import Config
+    from siamese.config.rules import check_symmetries
+
+    cfg = Config()
+    cfg.export.symmetries, cfg.data.image_size = name, size
+    try:
+        check_symmetries(cfg)
+    except UserError as e:
+        return str(e)
+    return ""
+
+
 def test_flip_is_allowed_on_non_square_images(tmp_path):
     path = write_config(tmp_path / "c.yaml", tmp_path, export={"symmetries": "flip"},
                         data={"image_size": [16, 20]})
